@@ -1,0 +1,18 @@
+/* Private to disklib: the driver tables of the registry. */
+#ifndef DISKLIB_DRIVERS_H
+#define DISKLIB_DRIVERS_H
+
+#include "disklib/driver.h"
+
+extern const struct dl_driver dl_file_driver;
+
+/* Parameter indices of the file driver (its table's order), for conf. */
+enum {
+    DL_FILE_PATH,
+    DL_FILE_DIRECT,
+    DL_FILE_CREATE,
+    DL_FILE_FORMAT,
+    DL_FILE_SECTOR,
+};
+
+#endif

@@ -1,0 +1,150 @@
+/* Helpers shared by every part: messages, sizes, durations, errno names. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "disklib/util.h"
+
+void dl_vmsg(char **ret, const char *fmt, va_list ap)
+{
+    char *m;
+
+    if (!ret || *ret)
+        return;
+    if (vasprintf(&m, fmt, ap) < 0)
+        m = NULL;
+    *ret = m;
+}
+
+void dl_msg(char **ret, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    dl_vmsg(ret, fmt, ap);
+    va_end(ap);
+}
+
+void dl_msg_prefix(char **msg, const char *fmt, ...)
+{
+    _cleanup_free_ char *prefix = NULL;
+    char *m;
+    va_list ap;
+
+    if (!msg || !*msg)
+        return;
+    va_start(ap, fmt);
+    if (vasprintf(&prefix, fmt, ap) < 0)
+        prefix = NULL;
+    va_end(ap);
+    if (!prefix || asprintf(&m, "%s: %s", prefix, *msg) < 0)
+        return;
+    free(*msg);
+    *msg = m;
+}
+
+int dl_parse_u64(const char *s, uint64_t *ret)
+{
+    uint64_t v = 0;
+
+    if (!s || !*s)
+        return -EINVAL;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s))
+            return -EINVAL;
+        if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *ret = v;
+    return 0;
+}
+
+int dl_parse_size(const char *s, uint64_t *ret)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    const char *p = s;
+
+    if (!s || !isdigit((unsigned char)*p))
+        return -EINVAL;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    switch (toupper((unsigned char)*p)) {
+    case 'K': shift = 10; p++; break;
+    case 'M': shift = 20; p++; break;
+    case 'G': shift = 30; p++; break;
+    case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    if (shift && toupper((unsigned char)*p) == 'I' &&
+        toupper((unsigned char)p[1]) == 'B')
+        p += 2;
+    else if (toupper((unsigned char)*p) == 'B')
+        p++;
+    if (*p)
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -ERANGE;
+    *ret = v << shift;
+    return 0;
+}
+
+const char *dl_format_size(uint64_t v, char *buf, size_t len)
+{
+    static const char units[] = "KMGT";
+    int u = -1;
+
+    while (v && u < 3 && (v & 1023) == 0) {
+        v >>= 10;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
+    return buf;
+}
+
+int dl_parse_duration(const char *s, uint64_t *ret_ns)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {
+        {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000},
+    };
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (!s || !isdigit((unsigned char)*p))
+        return -EINVAL;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (strcmp(p, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].mul)
+                return -ERANGE;
+            *ret_ns = v * units[i].mul;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *dl_errno_name(int err, char *buf, size_t len)
+{
+    const char *n = strerrorname_np(err);
+
+    if (n)
+        return n;
+    snprintf(buf, len, "E%d", err);
+    return buf;
+}

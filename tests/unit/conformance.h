@@ -1,0 +1,48 @@
+/* The conformance suite that every driver passes (DESIGN §2), and the
+ * small test harness the unit tests share. */
+#ifndef TESTS_CONFORMANCE_H
+#define TESTS_CONFORMANCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "disklib/disklib.h"
+
+/* ---- harness ---- */
+
+/* Report a check: prints "ok"/"not ok" with the text, counts failures. */
+bool t_check(bool ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define CHECK(cond, ...) t_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+/* Equality of two ints, printing both on failure. */
+#define CHECK_EQ(a, b, what)                                                   \
+    ({                                                                         \
+        long long _a = (long long)(a), _b = (long long)(b);                    \
+        t_check(_a == _b, __FILE__, __LINE__, "%s: %lld == %lld", (what), _a,  \
+                _b);                                                           \
+    })
+/* Exit status for main: 0 when every check passed. */
+int t_done(void);
+/* Deterministic random numbers; the seed comes from DL_TEST_SEED or is
+ * printed so that a failing run can be repeated. */
+void t_seed(void);
+uint64_t t_rand(void);
+/* A fresh directory for the test's files (removed by t_cleanup_dir). */
+char *t_tmpdir(void);
+void t_cleanup_dir(const char *dir);
+/* A context that prints library messages at warning level and above. */
+struct dl_ctx *t_ctx(void);
+
+/* ---- conformance ---- */
+
+struct conformance_opts {
+    const char *name; /* for the output */
+    unsigned random_ops;  /* operations in the differential run (0: 2000) */
+};
+
+/* Runs every check on d. A read-only disk gets the read-only checks
+ * (writes, zero and unmap fail with -EROFS and change nothing); a writable
+ * one the differential run against a model, which writes all over it. */
+void conformance_run(struct dl_disk *d, const struct conformance_opts *o);
+
+#endif
