@@ -1,0 +1,238 @@
+/* Control files under .ctl/.
+ *
+ * The protocol is the same for every file: what a read returns is made
+ * once, at open, so that `cat` sees one consistent state however it
+ * splits its reads. A write is one command; one trailing newline is
+ * dropped. A command that fails fails the write with an errno, logs the
+ * reason once at warning level, and leaves the reason for the next read
+ * on the same fd ("error: EINVAL: reason\n", once, then end of file), so
+ * that `exec 3<>FILE` shells and `diskstack ctl` can show it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "disklib/util.h"
+#include "fs/ctlcmd.h"
+#include "fs/mount.h"
+
+struct fs_ctl {
+    pthread_mutex_t lock; /* protects everything below */
+    char *content;
+    size_t len, pos;
+    char *error; /* "error: ...\n" waiting for the next read */
+    size_t epos;
+    bool done; /* an error was read: end of file from now on */
+};
+
+mode_t ctl_mode(enum fs_kind kind)
+{
+    return kind == FS_CTL_SIZE ? 0600 : 0400;
+}
+
+static int gen_disks(struct fs_mount *m, FILE *f)
+{
+    for (size_t i = 0; i < m->ndisks; i++) {
+        struct dl_disk *d = m->disks[i]->disk;
+
+        fprintf(f, "%s %" PRIu64 " %s\n", m->disks[i]->name, dl_size(d),
+                dl_read_only(d) ? "ro" : "rw");
+    }
+    return 0;
+}
+
+static int gen_info(struct fs_disk *fd, FILE *f)
+{
+    struct dl_disk *d = fd->disk;
+    uint64_t alloc = 0;
+    char sz[24];
+
+    dl_allocated(d, &alloc);
+    fprintf(f, "name: %s\n", fd->name);
+    fprintf(f, "size: %" PRIu64 " (%s)\n", dl_size(d),
+            dl_format_size(dl_size(d), sz, sizeof(sz)));
+    fprintf(f, "sector-size: %" PRIu32 "\n", dl_sector_size(d));
+    fprintf(f, "physical-sector-size: %" PRIu32 "\n",
+            dl_physical_sector_size(d));
+    fprintf(f, "read-only: %s\n", dl_read_only(d) ? "yes" : "no");
+    fprintf(f, "resizable: %s\n", dl_can_resize(d) ? "yes" : "no");
+    fprintf(f, "unmap: %s\n", dl_unmap_behavior_name(dl_unmap_behavior(d)));
+    fprintf(f, "allocated: %" PRIu64 "\n", alloc);
+    fprintf(f, "stack:\n");
+    dl_describe(d, f, 2);
+    return 0;
+}
+
+static int generate(struct fs_mount *m, struct fs_node *n, struct fs_ctl *c)
+{
+    FILE *f = open_memstream(&c->content, &c->len);
+    int r = 0;
+
+    if (!f)
+        return -ENOMEM;
+    switch (n->kind) {
+    case FS_CTL_DISKS:
+        r = gen_disks(m, f);
+        break;
+    case FS_CTL_INFO:
+        r = gen_info(n->disk, f);
+        break;
+    case FS_CTL_SIZE:
+        fprintf(f, "%" PRIu64 "\n", dl_size(n->disk->disk));
+        break;
+    default:
+        r = -EINVAL;
+        break;
+    }
+    if (fclose(f) != 0 && r == 0)
+        r = -ENOMEM;
+    return r;
+}
+
+int ctl_open(struct fs_mount *m, struct fs_handle *h, int flags)
+{
+    struct fs_ctl *c;
+    int r;
+
+    if ((flags & O_ACCMODE) != O_RDONLY && !(ctl_mode(h->node->kind) & 0200))
+        return -EACCES;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_init(&c->lock, NULL);
+    r = generate(m, h->node, c);
+    if (r < 0) {
+        ctl_free(c);
+        return r;
+    }
+    h->ctl = c;
+    return 0;
+}
+
+void ctl_free(struct fs_ctl *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    free(c->content);
+    free(c->error);
+    free(c);
+}
+
+int64_t ctl_read(struct fs_handle *h, void *buf, size_t len)
+{
+    struct fs_ctl *c = h->ctl;
+    size_t n = 0;
+    LOCK_GUARD(&c->lock);
+
+    if (c->error) {
+        size_t elen = strlen(c->error);
+
+        n = MIN(len, elen - c->epos);
+        memcpy(buf, c->error + c->epos, n);
+        c->epos += n;
+        if (c->epos == elen) {
+            free(c->error);
+            c->error = NULL;
+            c->done = true;
+        }
+        return (int64_t)n;
+    }
+    if (c->done)
+        return 0;
+    n = MIN(len, c->len - c->pos);
+    memcpy(buf, c->content + c->pos, n);
+    c->pos += n;
+    return (int64_t)n;
+}
+
+static int do_size(struct fs_disk *fd, const struct ctl_args *a, char **msg)
+{
+    struct dl_disk *d = fd->disk;
+    const uint64_t cur = dl_size(d);
+    struct ctl_size_cmd cmd;
+    uint64_t target;
+    int r;
+
+    r = ctl_parse_size(a, &cmd, msg);
+    if (r < 0)
+        return r;
+    switch (cmd.op) {
+    case CTL_SIZE_SET:
+        if (cmd.size < cur) {
+            dl_msg(msg, "%" PRIu64 " is smaller than the disk (%" PRIu64
+                   "); 'shrink %" PRIu64 "' drops the data beyond it",
+                   cmd.size, cur, cmd.size);
+            return -EPERM;
+        }
+        target = cmd.size;
+        break;
+    case CTL_SIZE_GROW:
+        if (cmd.size > UINT64_MAX - cur) {
+            dl_msg(msg, "the new size does not fit 64 bits");
+            return -EINVAL;
+        }
+        target = cur + cmd.size;
+        break;
+    case CTL_SIZE_SHRINK:
+        if (cmd.size >= cur) {
+            dl_msg(msg, "shrink needs a size below the current %" PRIu64,
+                   cur);
+            return -EINVAL;
+        }
+        target = cmd.size;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (target == cur)
+        return 0;
+    return dl_resize(d, target, msg);
+}
+
+int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len)
+{
+    struct fs_ctl *c = h->ctl;
+    struct fs_mount *m = h->disk ? h->disk->m : NULL;
+    _cleanup_free_ char *msg = NULL;
+    struct ctl_args a = {0};
+    char ebuf[16];
+    int r;
+
+    r = ctl_split(buf, len, &a, &msg);
+    if (r == 0) {
+        switch (h->node->kind) {
+        case FS_CTL_SIZE:
+            r = do_size(h->disk, &a, &msg);
+            break;
+        default:
+            dl_msg(&msg, "this file takes no commands");
+            r = -EINVAL;
+            break;
+        }
+        ctl_args_free(&a);
+    }
+    if (r >= 0)
+        return (int64_t)len;
+
+    if (m) {
+        size_t shown = len && ((const char *)buf)[len - 1] == '\n' ? len - 1
+                                                                    : len;
+
+        dl_log(m->ctx, LOG_WARNING, "ctl", "%s/%s: '%.*s': %s: %s",
+               h->disk->name, h->node->name, (int)MIN(shown, 200),
+               (const char *)buf, dl_errno_name(-r, ebuf, sizeof(ebuf)),
+               msg ? msg : strerror(-r));
+    }
+    pthread_mutex_lock(&c->lock);
+    free(c->error);
+    if (asprintf(&c->error, "error: %s: %s\n",
+                 dl_errno_name(-r, ebuf, sizeof(ebuf)),
+                 msg ? msg : strerror(-r)) < 0)
+        c->error = NULL;
+    c->epos = 0;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}

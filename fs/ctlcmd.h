@@ -1,0 +1,40 @@
+/* Control commands: the text written to a .ctl file, split into words and
+ * parsed per file. Pure functions, no I/O (fuzzed in tests/fuzz). */
+#ifndef FS_CTLCMD_H
+#define FS_CTLCMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_MAX_ARGS 16
+#define CTL_MAX_LEN 4096
+
+struct ctl_args {
+    int argc;
+    char *argv[CTL_MAX_ARGS];
+    char *buf; /* the words, NUL-separated; free with ctl_args_free */
+};
+
+/* One write(2): strips one trailing newline; an embedded newline, a NUL
+ * byte, an empty command, more than CTL_MAX_LEN bytes or CTL_MAX_ARGS
+ * words is -EINVAL. Words are separated by blanks; "double quotes" keep
+ * blanks, and a backslash escapes the next character. */
+int ctl_split(const char *data, size_t len, struct ctl_args *ret,
+              char **ret_msg);
+void ctl_args_free(struct ctl_args *a);
+
+/* .ctl/NAME/size: "SIZE" (set; smaller than the disk is refused by the
+ * caller), "+SIZE" (grow by), "shrink SIZE". */
+enum ctl_size_op {
+    CTL_SIZE_SET,
+    CTL_SIZE_GROW,
+    CTL_SIZE_SHRINK,
+};
+struct ctl_size_cmd {
+    enum ctl_size_op op;
+    uint64_t size;
+};
+int ctl_parse_size(const struct ctl_args *a, struct ctl_size_cmd *ret,
+                   char **ret_msg);
+
+#endif
