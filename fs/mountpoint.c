@@ -1,6 +1,7 @@
 /* Mount point checks: a directory, not mounted already, and no stale
  * FUSE mount of a daemon that died (those answer ENOTCONN). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -76,19 +77,39 @@ static int detach(const char *path)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* A FUSE mount whose daemon died answers every request with ENOTCONN;
+ * cached attributes may hide that from stat, but opening the directory
+ * always asks the daemon. */
+static bool stale(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        close(fd);
+        return false;
+    }
+    return errno == ENOTCONN || errno == ECONNABORTED;
+}
+
 int fs_prepare_mountpoint(const char *path, char **ret_msg)
 {
     struct stat st;
 
-    if (stat(path, &st) < 0 && errno == ENOTCONN) {
+    if (fs_is_mounted(path) && stale(path)) {
+        /* The auto_unmount helper of the dead daemon removes it within a
+         * moment; do not race it by mounting on top. */
         fprintf(stderr, "diskstack: %s is the stale mount of a daemon that "
                 "died; detaching it (fusermount3 -u -z)\n", path);
-        if (detach(path) < 0 || stat(path, &st) < 0) {
+        detach(path);
+        for (int i = 0; i < 50 && fs_is_mounted(path) && stale(path); i++)
+            usleep(20000);
+        if (fs_is_mounted(path) && stale(path)) {
             dl_msg(ret_msg, "%s is a stale FUSE mount; run: fusermount3 -u "
                    "-z %s", path, path);
             return -ENOTCONN;
         }
-    } else if (stat(path, &st) < 0) {
+    }
+    if (stat(path, &st) < 0) {
         dl_msg(ret_msg, "mount point %s: %s", path, strerror(errno));
         return -errno;
     }
