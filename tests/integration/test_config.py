@@ -176,3 +176,16 @@ def test_open_errors_name_the_disk_and_part(diskstack, tmp_path):
     assert "disk 'o.img'" in p.stderr
     assert "file '%s'" % odd in p.stderr
     assert "not a multiple of the 512-byte sector size" in p.stderr
+
+
+def test_the_examples_check(diskstack, tmp_path):
+    """examples/demo.conf stays a valid configuration."""
+    from conftest import ROOT
+    conf = tmp_path / "demo.conf"
+    conf.write_text((ROOT / "examples" / "demo.conf").read_text())
+    (tmp_path / "data").mkdir()
+    make_file(tmp_path / "data" / "demo.raw", 16 * MiB)
+    make_file(tmp_path / "data" / "demo-4k.raw", 16 * MiB)
+    make_file(tmp_path / "data" / "sample-ext4.raw", 16 * MiB)
+    p = diskstack("check", "-c", conf, check=0)
+    assert p.stdout.count("name = ") == 3
