@@ -101,6 +101,32 @@ static const char usage_ctl[] =
     "Exit codes: 0 success, 1 the command failed or the file cannot be\n"
     "used, 2 usage error.\n";
 
+/* The drivers and their settings, from the same tables that validate. */
+static void print_kinds(FILE *out)
+{
+    const struct dl_driver *const *drv = dl_drivers();
+
+    fputs("\nParts of a stack (type = \"...\" in a group) and their settings:\n",
+          out);
+    for (; *drv; drv++) {
+        size_t n;
+        const struct dl_param *p = dl_driver_params(*drv, &n);
+
+        fprintf(out, "  %s: %s\n", dl_driver_name(*drv),
+                dl_driver_summary(*drv));
+        for (size_t i = 0; i < n; i++) {
+            char rule[256];
+
+            fprintf(out, "    %-10s %s", p[i].name, p[i].help);
+            if (p[i].required)
+                fputs(" (required)", out);
+            else if (p[i].def)
+                fprintf(out, " (default %s)", p[i].def);
+            fprintf(out, "; %s\n", dl_param_rule(&p[i], rule, sizeof(rule)));
+        }
+    }
+}
+
 static void print_diag(const struct conf_diag *d)
 {
     for (size_t i = 0; i < d->n; i++)
@@ -387,6 +413,7 @@ static int cmd_check(int argc, char **argv)
             break;
         case 'h':
             fputs(usage_check, stdout);
+            print_kinds(stdout);
             free(ca.disks);
             return 0;
         default:
@@ -455,6 +482,7 @@ static int cmd_info(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
         if (opt == 'h') {
             fputs(usage_info, stdout);
+            print_kinds(stdout);
             return 0;
         }
         fputs(usage_info, stderr);

@@ -190,7 +190,7 @@ def mount(request, tmp_path):
     yield start
     failed = getattr(request.node, "rep_call", None)
     failed = failed is not None and failed.failed
-    for d in daemons:
+    for d in reversed(daemons):  # a later mount may stand on an earlier one
         if failed:
             print("\nto reproduce: $ %s\n--- daemon stderr ---\n%s"
                   % (d.cmdline, d.stderr()))

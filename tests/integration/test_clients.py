@@ -48,6 +48,7 @@ def test_fio_verify(mount, tmp_path, backend, name, args):
              "--rw=randwrite", "--bs=4k", "--size=" + size,
              "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
              "--randrepeat=0", "--norandommap=0", "--group_reporting",
+             "--verify_state_save=0",
              "--output-format=json"] + args)
     res = json.loads(p.stdout[p.stdout.index("{"):])
     for job in res["jobs"]:

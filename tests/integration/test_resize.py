@@ -116,7 +116,7 @@ def test_o_trunc_under_an_o_direct_reader(mount, tmp_path):
     img = str(d.path("disk.img"))
     common = ["--name=t", "--filename=" + img, "--bs=64k", "--size=%d" % size,
               "--verify=crc32c", "--ioengine=io_uring", "--direct=1",
-              "--iodepth=16", "--output-format=json"]
+              "--iodepth=16", "--output-format=json", "--verify_state_save=0"]
     run(["fio", "--rw=write", "--do_verify=0"] + common)
     stop = threading.Event()
     truncs = [0]
