@@ -40,12 +40,39 @@ static void where_of(const struct loader *l, const config_setting_t *s,
              (unsigned)config_setting_source_line(s));
 }
 
+/* A string for messages: quoted, with quotes, backslashes and control
+ * characters escaped, cut to fit. */
+static void quote(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    if (len < 8)
+        return;
+    buf[o++] = '"';
+    for (; *s && o + 6 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    if (*s)
+        o += (size_t)snprintf(buf + o, len - o, "...");
+    buf[o++] = '"';
+    buf[o] = '\0';
+}
+
 /* The value of a setting as text for messages. */
 static void value_text(const config_setting_t *s, char *buf, size_t len)
 {
     switch (config_setting_type(s)) {
     case CONFIG_TYPE_STRING:
-        snprintf(buf, len, "\"%s\"", config_setting_get_string(s));
+        quote(config_setting_get_string(s), buf, len);
         break;
     case CONFIG_TYPE_INT:
     case CONFIG_TYPE_INT64:
@@ -129,6 +156,11 @@ static int set_param(struct loader *l, struct dl_node *n,
         if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
             long long v = config_setting_get_int64(s);
 
+            if (v == LLONG_MAX) {
+                /* libconfig clamps integers that do not fit */
+                error_at(l, s, path, "is too large (more than 2^63-1)");
+                return -EINVAL;
+            }
             if (v < 0)
                 goto wrong_type;
             r = dl_node_set_u64(n, p->name, (uint64_t)v, &msg);

@@ -126,7 +126,7 @@ static int parse_node(const char *spec, struct dl_node **ret, char **ret_msg)
     if (rooted(spec))
         return parse_file(spec, ret, ret_msg);
     dl_msg(ret_msg, "unknown disk kind '%.*s' (known: file; a path with a ':' "
-           "must start with / or ./)", (int)klen, spec);
+           "must start with /, ./ or ../)", (int)klen, spec);
     return -EINVAL;
 }
 
@@ -136,7 +136,7 @@ int conf_resolve_paths(struct dl_node *n, const char *base_dir)
     size_t np;
     const struct dl_param *params = dl_driver_params(n->drv, &np);
 
-    if (!base_dir) {
+    if (!base_dir || !*base_dir) {
         cwd = getcwd(NULL, 0);
         if (!cwd)
             return -errno;
@@ -233,7 +233,7 @@ int conf_add_disk_arg(struct conf *c, const char *arg, struct conf_diag *diag)
 {
     _cleanup_free_ char *copy = strdup(arg), *where = NULL, *msg = NULL;
     struct conf_disk disk = {0};
-    char *eq, *spec, *save = NULL;
+    char *eq, *spec, *flags, *save = NULL;
     const char *why;
     int r;
 
@@ -252,8 +252,13 @@ int conf_add_disk_arg(struct conf *c, const char *arg, struct conf_diag *diag)
         conf_diag_add(diag, "%s: name '%s': %s", where, copy, why);
         return -EINVAL;
     }
-    spec = strtok_r(eq + 1, ",", &save);
-    for (char *f = strtok_r(NULL, ",", &save); f;
+    /* The spec ends at the first ',' even when it is empty: strtok_r
+     * would skip it and take "ro" in "NAME=,ro" for the spec. */
+    spec = eq + 1;
+    flags = strchr(spec, ',');
+    if (flags)
+        *flags++ = '\0';
+    for (char *f = flags ? strtok_r(flags, ",", &save) : NULL; f;
          f = strtok_r(NULL, ",", &save)) {
         r = parse_flag(f, &disk.read_only, &msg);
         if (r < 0) {
@@ -261,9 +266,9 @@ int conf_add_disk_arg(struct conf *c, const char *arg, struct conf_diag *diag)
             return r;
         }
     }
-    r = conf_parse_spec(spec ? spec : "", where, NULL, &disk.stack, &msg);
+    r = conf_parse_spec(spec, where, NULL, &disk.stack, &msg);
     if (r < 0) {
-        conf_diag_add(diag, "%s: '%s': %s", where, spec ? spec : "",
+        conf_diag_add(diag, "%s: '%s': %s", where, spec,
                       msg ? msg : strerror(-r));
         return r;
     }

@@ -252,6 +252,11 @@ static int param_parse(const struct dl_param *p, const char *text,
         }
         break;
     }
+    if (r == -ERANGE) {
+        dl_msg(ret_msg, "does not fit in 64 bits; %s",
+               dl_param_rule(p, rule, sizeof(rule)));
+        return -EINVAL;
+    }
     if (r < 0) {
         dl_msg(ret_msg, "%s", dl_param_rule(p, rule, sizeof(rule)));
         return -EINVAL;

@@ -67,8 +67,8 @@ static inline void dl_unlockp(pthread_mutex_t **m)
 #define DL_CONCAT_(a, b) a##b
 #define DL_CONCAT(a, b) DL_CONCAT_(a, b)
 #define LOCK_GUARD(m)                                                          \
-    _cleanup_(dl_unlockp) pthread_mutex_t *DL_CONCAT(_guard_, __LINE__) =      \
-        dl_lock_and_return(m)
+    _cleanup_(dl_unlockp) __attribute__((unused)) pthread_mutex_t             \
+        *DL_CONCAT(_guard_, __LINE__) = dl_lock_and_return(m)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
