@@ -41,28 +41,40 @@ static void where_of(const struct loader *l, const config_setting_t *s,
 }
 
 /* A string for messages: quoted, with quotes, backslashes and control
- * characters escaped, cut to fit. */
+ * characters escaped, cut with "..." to fit len bytes. */
 static void quote(const char *s, char *buf, size_t len)
 {
     size_t o = 0;
 
-    if (len < 8)
+    if (len < 8) {
+        if (len)
+            buf[0] = '\0';
         return;
+    }
     buf[o++] = '"';
-    for (; *s && o + 6 < len; s++) {
+    for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
+        char esc[8];
+        size_t n = 1;
 
         if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            n = 2;
         } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", c);
         } else {
-            buf[o++] = (char)c;
+            esc[0] = (char)c;
         }
+        if (o + n > len - 6) /* keep room for ...", and the NUL */
+            break;
+        memcpy(buf + o, esc, n);
+        o += n;
     }
-    if (*s)
-        o += (size_t)snprintf(buf + o, len - o, "...");
+    if (*s) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
     buf[o++] = '"';
     buf[o] = '\0';
 }

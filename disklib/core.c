@@ -134,6 +134,23 @@ static inline int check_request(struct dl_disk *d, uint64_t off,
     return 0;
 }
 
+/* The checks of every entry point, in order: flags, read-only, alignment,
+ * then (under the resize lock) the range. On success the resize lock is
+ * held: end with io_leave. */
+static int begin(struct dl_disk *d, uint64_t off, uint64_t len,
+                 const struct dl_req *rq, uint32_t allowed, bool writes)
+{
+    int r = check_request(d, off, len, rq->flags, allowed, writes);
+
+    if (r < 0)
+        return r;
+    io_enter(d);
+    r = check_range(d, off, len);
+    if (r < 0)
+        io_leave(d);
+    return r;
+}
+
 static void trace(struct dl_disk *d, const char *op, uint64_t off,
                   uint64_t len, uint32_t flags, int r)
 {
@@ -181,14 +198,12 @@ int dl_pread(struct dl_disk *d, void *buf, uint64_t off, uint64_t len,
 
     if (!rq)
         rq = &no_req;
-    r = check_request(d, off, len, rq->flags, 0, false);
-    if (r < 0)
-        return r;
-    io_enter(d);
-    r = check_range(d, off, len);
-    if (r == 0 && len)
-        r = do_read(d, buf, off, len, rq);
-    io_leave(d);
+    r = begin(d, off, len, rq, 0, false);
+    if (r == 0) {
+        if (len)
+            r = do_read(d, buf, off, len, rq);
+        io_leave(d);
+    }
     trace(d, "read", off, len, rq->flags, r);
     return r;
 }
@@ -223,14 +238,12 @@ int dl_pwrite(struct dl_disk *d, const void *buf, uint64_t off, uint64_t len,
 
     if (!rq)
         rq = &no_req;
-    r = check_request(d, off, len, rq->flags, DL_F_FUA, true);
-    if (r < 0)
-        return r;
-    io_enter(d);
-    r = check_range(d, off, len);
-    if (r == 0 && len)
-        r = do_write(d, buf, off, len, rq);
-    io_leave(d);
+    r = begin(d, off, len, rq, DL_F_FUA, true);
+    if (r == 0) {
+        if (len)
+            r = do_write(d, buf, off, len, rq);
+        io_leave(d);
+    }
     trace(d, "write", off, len, rq->flags, r);
     return r;
 }
@@ -345,14 +358,12 @@ int dl_zero(struct dl_disk *d, uint64_t off, uint64_t len,
 
     if (!rq)
         rq = &no_req;
-    r = check_request(d, off, len, rq->flags, DL_F_FUA | DL_F_MAY_TRIM, true);
-    if (r < 0)
-        return r;
-    io_enter(d);
-    r = check_range(d, off, len);
-    if (r == 0 && len)
-        r = do_zero(d, off, len, rq);
-    io_leave(d);
+    r = begin(d, off, len, rq, DL_F_FUA | DL_F_MAY_TRIM, true);
+    if (r == 0) {
+        if (len)
+            r = do_zero(d, off, len, rq);
+        io_leave(d);
+    }
     trace(d, "zero", off, len, rq->flags, r);
     return r;
 }
@@ -364,22 +375,18 @@ int dl_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
 
     if (!rq)
         rq = &no_req;
-    r = check_request(d, off, len, rq->flags, 0, true);
-    if (r < 0)
-        return r;
-    io_enter(d);
-    r = check_range(d, off, len);
-    if (r == 0 && len) {
-        if (!d->drv->unmap && forwards(d)) {
-            r = dl_unmap(d->child[0], off, len, rq);
-        } else if (d->drv->unmap &&
-                   d->unmap_behavior != DL_UNMAP_IGNORED) {
+    if (!d->drv->unmap && forwards(d))
+        return dl_unmap(d->child[0], off, len, rq);
+    r = begin(d, off, len, rq, 0, true);
+    if (r == 0) {
+        /* without an unmap op, or when it is ignored: nothing to do */
+        if (len && d->drv->unmap && d->unmap_behavior != DL_UNMAP_IGNORED) {
             serial_enter(d);
             r = do_unmap(d, off, len, rq);
             serial_leave(d);
         }
+        io_leave(d);
     }
-    io_leave(d);
     trace(d, "unmap", off, len, rq->flags, r);
     return r;
 }
@@ -391,21 +398,17 @@ int dl_prealloc(struct dl_disk *d, uint64_t off, uint64_t len,
 
     if (!rq)
         rq = &no_req;
-    r = check_request(d, off, len, rq->flags, 0, true);
-    if (r < 0)
-        return r;
-    io_enter(d);
-    r = check_range(d, off, len);
-    if (r == 0 && len) {
-        if (d->drv->prealloc) {
+    if (!d->drv->prealloc && forwards(d))
+        return dl_prealloc(d->child[0], off, len, rq);
+    r = begin(d, off, len, rq, 0, true);
+    if (r == 0) {
+        if (len && d->drv->prealloc) {
             serial_enter(d);
             r = d->drv->prealloc(d, off, len, rq);
             serial_leave(d);
-        } else if (forwards(d)) {
-            r = dl_prealloc(d->child[0], off, len, rq);
         }
+        io_leave(d);
     }
-    io_leave(d);
     return r;
 }
 

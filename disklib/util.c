@@ -44,36 +44,46 @@ void dl_msg_prefix(char **msg, const char *fmt, ...)
     *msg = m;
 }
 
-int dl_parse_u64(const char *s, uint64_t *ret)
+/* The decimal digits at *p (at least one), advancing *p past them. */
+static int parse_digits(const char **p, uint64_t *ret)
 {
     uint64_t v = 0;
+    const char *s = *p;
 
-    if (!s || !*s)
+    if (!s || !isdigit((unsigned char)*s))
         return -EINVAL;
-    for (; *s; s++) {
-        if (!isdigit((unsigned char)*s))
-            return -EINVAL;
+    for (; isdigit((unsigned char)*s); s++) {
         if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
             return -ERANGE;
         v = v * 10 + (uint64_t)(*s - '0');
     }
+    *p = s;
+    *ret = v;
+    return 0;
+}
+
+int dl_parse_u64(const char *s, uint64_t *ret)
+{
+    uint64_t v;
+    int r = parse_digits(&s, &v);
+
+    if (r < 0)
+        return r;
+    if (*s)
+        return -EINVAL;
     *ret = v;
     return 0;
 }
 
 int dl_parse_size(const char *s, uint64_t *ret)
 {
-    uint64_t v = 0;
+    uint64_t v;
     unsigned shift = 0;
     const char *p = s;
+    int r = parse_digits(&p, &v);
 
-    if (!s || !isdigit((unsigned char)*p))
-        return -EINVAL;
-    for (; isdigit((unsigned char)*p); p++) {
-        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
+    if (r < 0)
+        return r;
     switch (toupper((unsigned char)*p)) {
     case 'K': shift = 10; p++; break;
     case 'M': shift = 20; p++; break;
@@ -118,16 +128,12 @@ int dl_parse_duration(const char *s, uint64_t *ret_ns)
     } units[] = {
         {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000},
     };
-    uint64_t v = 0;
+    uint64_t v;
     const char *p = s;
+    int r = parse_digits(&p, &v);
 
-    if (!s || !isdigit((unsigned char)*p))
-        return -EINVAL;
-    for (; isdigit((unsigned char)*p); p++) {
-        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
         if (strcmp(p, units[i].unit) == 0) {
             if (v > UINT64_MAX / units[i].mul)
