@@ -154,6 +154,8 @@ static int begin(struct dl_disk *d, uint64_t off, uint64_t len,
 static void trace(struct dl_disk *d, const char *op, uint64_t off,
                   uint64_t len, uint32_t flags, int r)
 {
+    if (_likely_(!dl_ctx_tracing(d->ctx)))
+        return;
     if (dl_ctx_debug_level(d->ctx, d->drv->name) >= 2 ||
         dl_ctx_debug_level(d->ctx, "core") >= 2)
         dl_log(d->ctx, LOG_DEBUG, d->drv->name,

@@ -63,6 +63,8 @@ int dl_ctx_set_debug(struct dl_ctx *ctx, const char *category, int level)
         return -EINVAL;
     if (level < 0 || level > 2)
         return -ERANGE;
+    if (level == 2)
+        atomic_store(&ctx->tracing, true);
     if (strcmp(category, "all") == 0) {
         atomic_store(&ctx->debug_all, level);
         return 0;
@@ -80,6 +82,11 @@ int dl_ctx_set_debug(struct dl_ctx *ctx, const char *category, int level)
     /* Publish the entry only once it is complete: readers do not lock. */
     atomic_store(&ctx->ncats_pub, ++ctx->ncats);
     return 0;
+}
+
+bool dl_ctx_tracing(struct dl_ctx *ctx)
+{
+    return atomic_load_explicit(&ctx->tracing, memory_order_relaxed);
 }
 
 int dl_ctx_debug_level(struct dl_ctx *ctx, const char *category)

@@ -27,6 +27,7 @@ struct dl_ctx {
         _Atomic int level;
     } cats[DL_MAX_CATS];
     unsigned ncats;              /* protected by lock */
+    _Atomic bool tracing;        /* some category is at level 2 */
     _Atomic unsigned ncats_pub;  /* entries readers may look at */
     struct dl_drvlock *drvlocks; /* protected by lock */
 
@@ -34,5 +35,7 @@ struct dl_ctx {
 };
 
 pthread_mutex_t *dl_ctx_driver_lock(struct dl_ctx *ctx, const void *drv);
+/* Cheap test before the per-category lookup of a trace line. */
+bool dl_ctx_tracing(struct dl_ctx *ctx);
 
 #endif

@@ -3,6 +3,8 @@
  * errnos and become replies in one place (reply_err). */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -21,7 +23,28 @@ struct fs_fuse {
     struct fs_mount *m;
     struct fuse_session *se;
     unsigned threads;
+    pthread_t main_thread;
+    _Atomic int error; /* a worker's receive error */
 };
+
+/* The session loop is our own: each worker receives requests into its
+ * own buffer, placed so that the payload of a WRITE (after the 40-byte
+ * fuse_in_header and the 40-byte fuse_write_in) starts on a page
+ * boundary. An O_DIRECT backend then writes it without a bounce copy, and
+ * the same page-aligned region, unused while a READ is processed, holds
+ * the READ's reply. Nothing is allocated per request in our code. */
+#define WORKER_HEADROOM 80 /* sizeof(fuse_in_header) + sizeof(fuse_write_in) */
+#define WORKER_BUF_SIZE (FS_MAX_IO + 3 * 4096)
+
+struct fs_worker {
+    struct fs_fuse *f;
+    pthread_t thread;
+    uint8_t *base; /* page aligned, WORKER_BUF_SIZE bytes */
+    _Atomic bool done;
+};
+
+/* The worker running on this thread, for its reply buffer. */
+static __thread struct fs_worker *this_worker;
 
 static struct fs_mount *mount_of(fuse_req_t req)
 {
@@ -251,9 +274,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct fs_mount *m = mount_of(req);
     struct fs_handle *h = handle_of(fi);
-    bool pooled = size <= FS_MAX_IO;
-    void *buf = pooled ? dl_bufpool_get(m->pool) : aligned_alloc(4096,
-                                                                  align_up(size, 4096));
+    struct fs_worker *w = this_worker;
+    bool own = w && size <= FS_MAX_IO;
+    bool pooled = !own && size <= FS_MAX_IO;
+    void *buf = own      ? w->base + 4096
+                : pooled ? dl_bufpool_get(m->pool)
+                         : aligned_alloc(4096, align_up(size, 4096));
     int64_t n;
 
     if (!buf) {
@@ -270,7 +296,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_buf(req, buf, (size_t)n);
     if (pooled)
         dl_bufpool_put(m->pool, buf);
-    else
+    else if (!own)
         free(buf);
 }
 
@@ -458,15 +484,124 @@ static void inval_inode(void *opaque, uint64_t ino)
     fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0);
 }
 
+static void *worker_main(void *arg)
+{
+    struct fs_worker *w = arg;
+    struct fuse_session *se = w->f->se;
+
+    this_worker = w;
+    while (!fuse_session_exited(se)) {
+        struct fuse_buf fb = {
+            .mem = w->base + 4096 - WORKER_HEADROOM,
+            .size = WORKER_BUF_SIZE - (4096 - WORKER_HEADROOM),
+        };
+        int r = fuse_session_receive_buf(se, &fb);
+
+        if (r == -EINTR || r == -EAGAIN)
+            continue;
+        if (r <= 0) {
+            /* 0: unmounted (or the session ended); < 0: an error */
+            if (r < 0)
+                atomic_store(&w->f->error, r);
+            fuse_session_exit(se);
+            pthread_kill(w->f->main_thread, SIGUSR2);
+            break;
+        }
+        fuse_session_process_buf(se, &fb);
+    }
+    this_worker = NULL;
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+static void wake(int sig)
+{
+    (void)sig; /* only interrupts a blocking system call */
+}
+
+/* Run the workers until a signal or an unmount ends the session. The
+ * stop signals stay blocked everywhere except in the main thread's
+ * sigsuspend, so no wakeup is lost; a worker that sees the session end
+ * wakes the main thread with SIGUSR2, and the main thread interrupts the
+ * workers' reads with it too, until each has left. */
+static int run_workers(struct fs_fuse *f)
+{
+    struct sigaction sa = {.sa_handler = wake}; /* no SA_RESTART */
+    sigset_t stop, old, during;
+    struct fs_worker *w;
+    unsigned started = 0;
+    int r = 0;
+
+    w = calloc(f->threads, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    f->main_thread = pthread_self();
+    for (unsigned i = 0; i < f->threads; i++) {
+        sigset_t wmask = stop;
+
+        w[i].f = f;
+        w[i].base = aligned_alloc(4096, WORKER_BUF_SIZE);
+        if (!w[i].base) {
+            r = -ENOMEM;
+            break;
+        }
+        /* the worker starts with SIGUSR2 open, the stop signals closed */
+        sigdelset(&wmask, SIGUSR2);
+        pthread_sigmask(SIG_SETMASK, &wmask, NULL);
+        if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
+            free(w[i].base);
+            w[i].base = NULL;
+            r = -EAGAIN;
+        }
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
+        if (r < 0)
+            break;
+        started++;
+    }
+    if (r < 0)
+        fuse_session_exit(f->se);
+
+    during = old;
+    sigdelset(&during, SIGINT);
+    sigdelset(&during, SIGTERM);
+    sigdelset(&during, SIGHUP);
+    sigdelset(&during, SIGUSR2);
+    while (!fuse_session_exited(f->se))
+        sigsuspend(&during);
+
+    for (unsigned i = 0; i < started; i++) {
+        while (!atomic_load(&w[i].done)) {
+            pthread_kill(w[i].thread, SIGUSR2);
+            usleep(2000);
+        }
+        pthread_join(w[i].thread, NULL);
+    }
+    for (unsigned i = 0; i < f->threads; i++)
+        free(w[i].base);
+    free(w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r == 0)
+        r = atomic_load(&f->error);
+    return r;
+}
+
 int fs_fuse_run(struct fs_mount *m, const struct fs_run_opts *o,
                 char **ret_msg)
 {
-    struct fs_fuse f = {.m = m, .threads = o->threads ? o->threads : 4};
+    struct fs_fuse f = {.m = m,
+                       .threads = o->threads ? o->threads : FS_DEFAULT_THREADS};
     _cleanup_free_ char *opts = NULL;
     char *argv[5];
     int argc = 0, r;
     struct fuse_args args;
-    struct fuse_loop_config *cfg;
 
     if (asprintf(&opts, "fsname=diskstack,subtype=diskstack,auto_unmount%s%s%s",
                  o->allow_other ? ",allow_other,default_permissions" : "",
@@ -508,24 +643,13 @@ int fs_fuse_run(struct fs_mount *m, const struct fs_run_opts *o,
     if (o->on_mounted)
         o->on_mounted(o->opaque);
 
-    cfg = fuse_loop_cfg_create();
-    if (!cfg) {
-        r = -ENOMEM;
-        goto out;
-    }
-    fuse_loop_cfg_set_max_threads(cfg, f.threads);
-    fuse_loop_cfg_set_idle_threads(cfg, f.threads);
-    fuse_loop_cfg_set_clone_fd(cfg, 0);
-    r = fuse_session_loop_mt(f.se, cfg);
-    fuse_loop_cfg_destroy(cfg);
-    if (r == SIGINT || r == SIGTERM || r == SIGHUP) {
-        /* libfuse ends the loop with the signal's number */
-        dl_log(m->ctx, LOG_INFO, "fuse", "%s: stopping", strsignal(r));
-        r = 0;
-    } else if (r != 0) {
+    r = run_workers(&f);
+    if (r < 0) {
         dl_log(m->ctx, LOG_ERR, "fuse", "session ended with an error: %s",
-               strerror(r < 0 ? -r : r));
+               strerror(-r));
         r = -EIO;
+    } else {
+        dl_log(m->ctx, LOG_INFO, "fuse", "stopping");
     }
 out:
     m->inval = NULL;

@@ -59,7 +59,7 @@ static const char usage_mount[] =
     "  -o OPTIONS             FUSE mount options, comma separated\n"
     "      --allow-other      let other users use the mount (with\n"
     "                         default_permissions)\n"
-    "      --threads N        FUSE worker threads (default 4)\n"
+    "      --threads N        FUSE worker threads (default 16)\n"
     "  -h, --help             this help\n"
     "\n"
     "At least one of -c and --disk. SIGINT, SIGTERM and fusermount3 -u stop\n"

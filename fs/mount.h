@@ -80,6 +80,8 @@ struct fs_mount {
 
 #define FS_ROOT_INO 1
 #define FS_MAX_IO (1u << 20)
+/* FUSE workers: chosen by the sweep in the README (O_DIRECT backend) */
+#define FS_DEFAULT_THREADS 16
 
 /* Open every stack of the configuration (phase two of validation) and
  * build the tree. On failure ret_msg names the disk, the part and the

@@ -1,0 +1,410 @@
+#!/usr/bin/python3
+"""diskstack benchmark: fio through image files, side by side in one run.
+
+Targets (each gets a fresh daemon):
+  raw            fio on the backing file itself: the limit
+  ds-direct      diskstack, file:BACKING;direct      (headline row)
+  ds-buffered    diskstack, file:BACKING             (reads the host page cache)
+  qsd-direct     qemu-storage-daemon FUSE export, aio=io_uring,cache.direct=on
+  qsd-buffered   qemu-storage-daemon FUSE export, aio=threads,cache.direct=off
+
+Jobs (fio, ioengine=io_uring, direct=1, time based): 4k random read QD1,
+4k random read QD32, 1M sequential read QD8, 4k random write QD32, 1M
+sequential write QD8. Measured per job: IOPS, MiB/s, mean latency, the
+daemon's CPU seconds per GiB moved (its whole process tree, from
+/proc/PID/stat), and the machine's CPU busy outside fio and the daemon.
+Per target: the daemon's peak resident memory (VmHWM).
+
+Passes alternate the target order; the table shows medians. Like is
+compared with like: ds-direct with qsd-direct, ds-buffered with
+qsd-buffered. Buffered rows read memory: they can beat raw.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+GiB = 1 << 30
+MiB = 1 << 20
+
+JOBS = [
+    # name, fio args, what to report
+    ("rr4k-qd1", ["--rw=randread", "--bs=4k", "--iodepth=1"], "read"),
+    ("rr4k-qd32", ["--rw=randread", "--bs=4k", "--iodepth=32"], "read"),
+    ("sr1m-qd8", ["--rw=read", "--bs=1M", "--iodepth=8"], "read"),
+    ("rw4k-qd32", ["--rw=randwrite", "--bs=4k", "--iodepth=32"], "write"),
+    ("sw1m-qd8", ["--rw=write", "--bs=1M", "--iodepth=8"], "write"),
+]
+
+PEER = {"ds-direct": "qsd-direct", "ds-buffered": "qsd-buffered"}
+ALL_TARGETS = ["raw", "ds-direct", "ds-buffered", "qsd-direct", "qsd-buffered"]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def parse_size(s):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    s = s.strip().upper().rstrip("B").rstrip("I")
+    if s and s[-1] in units:
+        return int(s[:-1]) * units[s[-1]]
+    return int(s)
+
+
+# ---- processes and CPU accounting ----
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def tree(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children(p))
+    return out
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process (all its threads), in ticks."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+def tree_cpu(pid):
+    return sum(cpu_ticks(p) for p in tree(pid)) / CLK_TCK
+
+
+def machine_busy():
+    """(busy seconds, total seconds) over all CPUs since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return (sum(v) - idle) / CLK_TCK, sum(v) / CLK_TCK
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if line.split()[4].encode().decode("unicode_escape") == path:
+                return True
+    return False
+
+
+def drop_cache(path):
+    """Drop this file's pages from the page cache (only ours)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+# ---- targets ----
+
+class Target:
+    """A daemon serving the backing file as an image (or nothing: raw)."""
+
+    def __init__(self, name, backing, work, args):
+        self.name = name
+        self.backing = backing
+        self.work = work
+        self.args = args
+        self.proc = None
+        self.image = backing
+        self.mnt = None
+
+    def start(self):
+        if self.name == "raw":
+            return
+        self.log = open(os.path.join(self.work, self.name + ".log"), "ab")
+        if self.name.startswith("ds-"):
+            self.mnt = os.path.join(self.work, "mnt-" + self.name)
+            os.makedirs(self.mnt, exist_ok=True)
+            spec = "file:%s%s" % (self.backing,
+                                  ";direct" if self.name == "ds-direct" else "")
+            cmd = [self.args.diskstack, "mount", "-f", "--disk", "disk.img=" + spec]
+            if self.args.threads:
+                cmd += ["--threads", str(self.args.threads)]
+            cmd.append(self.mnt)
+            self.image = os.path.join(self.mnt, "disk.img")
+            watch = self.mnt
+        else:
+            self.image = os.path.join(self.work, "qsd-" + self.name + ".img")
+            open(self.image, "w").close()
+            opts = ("aio=io_uring,cache.direct=on" if self.name == "qsd-direct"
+                    else "aio=threads,cache.direct=off")
+            cmd = ["qemu-storage-daemon", "--blockdev",
+                   "driver=file,node-name=f,filename=%s,%s" % (self.backing, opts),
+                   "--export", "type=fuse,id=e,node-name=f,mountpoint=%s,writable=on"
+                   % self.image]
+            watch = self.image
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while not mounted(watch):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("%s did not mount: %s" % (self.name, " ".join(cmd)))
+            time.sleep(0.02)
+        self.watch = watch
+
+    def stop(self):
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.log.close()
+        if mounted(self.watch):
+            subprocess.run(["fusermount3", "-u", "-z", self.watch],
+                           stderr=subprocess.DEVNULL)
+        return rc
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+
+def run_job(args, target, job):
+    name, fio_args, kind = job
+    drop_cache(target.backing)
+    cmd = ["fio", "--name=" + name, "--filename=" + target.image,
+           "--ioengine=io_uring", "--direct=1", "--time_based",
+           "--runtime=%d" % args.runtime, "--ramp_time=%d" % args.ramp,
+           "--norandommap", "--randrepeat=0", "--size=%d" % args.size,
+           "--output-format=json"] + fio_args
+    pid = target.pid
+    samples = {}
+
+    def sample(key):
+        samples[key] = (tree_cpu(pid) if pid else 0.0, machine_busy(),
+                        tree_cpu(fio.pid), time.monotonic())
+
+    fio = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    timer = threading.Timer(args.ramp, sample, ("start",))
+    timer2 = threading.Timer(args.ramp + args.runtime - 0.05, sample, ("end",))
+    timer.start()
+    timer2.start()
+    out, err = fio.communicate(timeout=args.runtime + args.ramp + 120)
+    timer.cancel()
+    timer2.cancel()
+    if fio.returncode != 0:
+        raise RuntimeError("fio %s on %s failed: %s" % (name, target.name, err.strip()))
+    res = json.loads(out[out.index("{"):])["jobs"][0]
+    if res["error"]:
+        raise RuntimeError("fio %s on %s: error %d" % (name, target.name, res["error"]))
+    io = res[kind]
+    r = {"iops": io["iops"], "mibs": io["bw_bytes"] / MiB,
+         "lat_us": io["lat_ns"]["mean"] / 1000.0}
+    if "start" in samples and "end" in samples:
+        d0, m0, f0, t0 = samples["start"]
+        d1, m1, f1, t1 = samples["end"]
+        dcpu, fcpu = d1 - d0, f1 - f0
+        moved = io["bw_bytes"] * (t1 - t0)
+        r["cpu_s_gib"] = dcpu / (moved / GiB) if pid and moved else None
+        r["cpu_us_req"] = (dcpu / (io["iops"] * (t1 - t0)) * 1e6
+                           if pid and io["iops"] else None)
+        busy = (m1[0] - m0[0]) - dcpu - fcpu
+        r["other_busy"] = max(0.0, busy) / ((t1 - t0) * NCPU) * 100
+    return r
+
+
+# ---- the backing file ----
+
+def make_backing(args):
+    path = os.path.join(args.dir, "backing-%d.raw" % args.size)
+    if os.path.exists(path):
+        st = os.stat(path)
+        if st.st_size == args.size and st.st_blocks * 512 >= args.size:
+            return path
+        os.unlink(path)
+    free = shutil.disk_usage(args.dir).free
+    if free < args.size + GiB:
+        raise SystemExit("bench: %s has %d MiB free; the backing file needs %d MiB "
+                         "plus 1 GiB of room (use --dir or --size)"
+                         % (args.dir, free // MiB, args.size // MiB))
+    log("bench: writing %d MiB of random data to %s" % (args.size // MiB, path))
+    tmp = path + ".tmp"
+    subprocess.run(["fio", "--name=fill", "--filename=" + tmp, "--rw=write",
+                    "--bs=1M", "--size=%d" % args.size, "--direct=1",
+                    "--ioengine=io_uring", "--iodepth=8", "--refill_buffers=1",
+                    "--randrepeat=0", "--output-format=terse"],
+                   check=True, stdout=subprocess.DEVNULL)
+    os.rename(tmp, path)
+    return path
+
+
+# ---- the table ----
+
+def fmt(v, nd=0):
+    if v is None:
+        return "—"
+    return ("%." + str(nd) + "f") % v
+
+
+def table(results, targets, args):
+    med = {}
+    for t in targets:
+        for j, _, _ in JOBS:
+            runs = results[t][j]
+            med[t, j] = {k: statistics.median([r[k] for r in runs if r.get(k) is not None])
+                         if any(r.get(k) is not None for r in runs) else None
+                         for k in ("iops", "mibs", "lat_us", "cpu_s_gib",
+                                   "cpu_us_req", "other_busy")}
+    lines = []
+    head = ("| target | 4k rr QD1 IOPS | QD1 lat µs | 4k rr QD32 IOPS | 4k rw QD32 IOPS "
+            "| 1M read MiB/s | 1M write MiB/s | CPU s/GiB 4k rr | CPU s/GiB 1M r "
+            "| CPU µs/req 4k QD32 | peak RSS MiB | other CPU busy % |")
+    lines.append(head)
+    lines.append("|" + "---|" * 12)
+    for t in targets:
+        busy = max(med[t, j]["other_busy"] or 0 for j, _, _ in JOBS)
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            t, fmt(med[t, "rr4k-qd1"]["iops"]), fmt(med[t, "rr4k-qd1"]["lat_us"], 1),
+            fmt(med[t, "rr4k-qd32"]["iops"]), fmt(med[t, "rw4k-qd32"]["iops"]),
+            fmt(med[t, "sr1m-qd8"]["mibs"]), fmt(med[t, "sw1m-qd8"]["mibs"]),
+            fmt(med[t, "rr4k-qd32"]["cpu_s_gib"], 2), fmt(med[t, "sr1m-qd8"]["cpu_s_gib"], 2),
+            fmt(med[t, "rr4k-qd32"]["cpu_us_req"], 1),
+            fmt(statistics.median(results[t]["rss_mib"]) if results[t]["rss_mib"] else None, 1),
+            fmt(busy, 1)))
+    lines.append("")
+    lines.append("Ratios (higher is better; QD1 latency: lower is better):")
+    lines.append("")
+    lines.append("| target | vs | 4k rr QD1 lat | 4k rr QD32 | 4k rw QD32 | 1M read | 1M write |")
+    lines.append("|---|---|---|---|---|---|---|")
+
+    def ratio(a, b, key):
+        x, y = med[a, key[0]][key[1]], med[b, key[0]][key[1]]
+        if not x or not y:
+            return "—"
+        return "%.2f×" % (x / y)
+
+    for t in targets:
+        for base in ("raw", PEER.get(t)):
+            if not base or base not in targets or base == t:
+                continue
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                t, base,
+                ratio(t, base, ("rr4k-qd1", "lat_us")),
+                ratio(t, base, ("rr4k-qd32", "iops")),
+                ratio(t, base, ("rw4k-qd32", "iops")),
+                ratio(t, base, ("sr1m-qd8", "mibs")),
+                ratio(t, base, ("sw1m-qd8", "mibs"))))
+    lines.append("")
+    lines.append("%d pass(es), %s each job %d s after %d s ramp, %d MiB backing file, "
+                 "medians. Buffered rows (ds-buffered, qsd-buffered) read the host page "
+                 "cache: compare them with each other, not with raw. \"other CPU busy\" is "
+                 "the largest share of the machine busy outside fio and the daemon "
+                 "during a job: a high value means a noisy run."
+                 % (args.passes, "alternating the target order," if args.passes > 1 else "",
+                    args.runtime, args.ramp, args.size // MiB))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="256 MiB, 2 s per job, 1 pass (for trying changes)")
+    ap.add_argument("--size", default=None, help="backing file size (default 2G)")
+    ap.add_argument("--runtime", type=int, default=None, help="seconds per job (default 5)")
+    ap.add_argument("--ramp", type=int, default=None, help="ramp seconds (default 1)")
+    ap.add_argument("--passes", type=int, default=None, help="passes (default 3)")
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+                    help="comma-separated subset of: " + ", ".join(ALL_TARGETS))
+    ap.add_argument("--threads", type=int, default=0,
+                    help="diskstack --threads (default: its own default)")
+    ap.add_argument("--dir", default=os.environ.get("BENCH_DIR", "/var/tmp/diskstack-bench"),
+                    help="where the backing file lives (default /var/tmp/diskstack-bench)")
+    ap.add_argument("--diskstack", default=os.path.join(ROOT, "build", "fs", "diskstack"))
+    ap.add_argument("--out", help="also write the table to this file")
+    args = ap.parse_args()
+    q = args.quick
+    args.size = parse_size(args.size or ("256M" if q else "2G"))
+    args.runtime = args.runtime if args.runtime is not None else (2 if q else 5)
+    args.ramp = args.ramp if args.ramp is not None else (0 if q else 1)
+    args.passes = args.passes or (1 if q else 3)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for t in targets:
+        if t not in ALL_TARGETS:
+            ap.error("unknown target %s" % t)
+    os.makedirs(args.dir, exist_ok=True)
+    backing = make_backing(args)
+    work = tempfile.mkdtemp(prefix="run-", dir=args.dir)
+    results = {t: {j: [] for j, _, _ in JOBS} for t in targets}
+    for t in targets:
+        results[t]["rss_mib"] = []
+    failed = False
+    try:
+        for p in range(args.passes):
+            order = targets if p % 2 == 0 else list(reversed(targets))
+            for t in order:
+                target = Target(t, backing, work, args)
+                log("bench: pass %d/%d: %s" % (p + 1, args.passes, t))
+                try:
+                    target.start()
+                    for job in JOBS:
+                        results[t][job[0]].append(run_job(args, target, job))
+                    if target.pid:
+                        results[t]["rss_mib"].append(vm_hwm_kib(target.pid) / 1024)
+                finally:
+                    rc = target.stop()
+                if rc not in (0, None):
+                    raise RuntimeError("%s exited %d" % (t, rc))
+        text = table(results, targets, args)
+        print(text)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+    except (RuntimeError, subprocess.SubprocessError) as e:
+        log("bench: FAILED: %s" % e)
+        failed = True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
