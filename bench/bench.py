@@ -386,7 +386,13 @@ def main():
                 try:
                     target.start()
                     for job in JOBS:
-                        results[t][job[0]].append(run_job(args, target, job))
+                        r = run_job(args, target, job)
+                        results[t][job[0]].append(r)
+                        log("bench:   %-9s %9.0f IOPS %8.1f MiB/s %8.1f µs"
+                            "  daemon %s s/GiB, %s µs/req" % (
+                                job[0], r["iops"], r["mibs"], r["lat_us"],
+                                fmt(r.get("cpu_s_gib"), 2),
+                                fmt(r.get("cpu_us_req"), 1)))
                     if target.pid:
                         results[t]["rss_mib"].append(vm_hwm_kib(target.pid) / 1024)
                 finally:

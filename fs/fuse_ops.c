@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,12 +20,17 @@
 #define ATTR_TIMEOUT 1.0
 #define ENTRY_TIMEOUT 1.0
 
+struct fs_worker;
+
 struct fs_fuse {
     struct fs_mount *m;
     struct fuse_session *se;
     unsigned threads;
     pthread_t main_thread;
     _Atomic int error; /* a worker's receive error */
+    pthread_mutex_t gate; /* protects readers, parked */
+    unsigned readers;        /* workers in (or entering) receive */
+    struct fs_worker *parked; /* idle workers, most recent first */
 };
 
 /* The session loop is our own: each worker receives requests into its
@@ -41,7 +47,20 @@ struct fs_worker {
     pthread_t thread;
     uint8_t *base; /* page aligned, WORKER_BUF_SIZE bytes */
     _Atomic bool done;
+    sem_t wake;              /* posted when promoted to reader */
+    bool promoted;           /* protected by f->gate */
+    struct fs_worker *next;  /* in f->parked; protected by f->gate */
 };
+
+/* At most this many workers wait in the kernel for requests; the others
+ * park, most recently active first. The kernel hands a request to the
+ * worker that waited longest, so with every worker waiting a stream of
+ * requests would rotate through all of them and their cold buffers;
+ * parked workers are promoted only when no reader is left, so a burst
+ * still gets as many workers as it needs, and the ones doing the work
+ * are the ones whose buffers are in cache. Two readers keep a request at
+ * queue depth 1 from waiting on a wakeup. */
+#define WORKER_READERS 2
 
 /* The worker running on this thread, for its reply buffer. */
 static __thread struct fs_worker *this_worker;
@@ -484,19 +503,66 @@ static void inval_inode(void *opaque, uint64_t ino)
     fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0);
 }
 
+/* Become a reader, parking while there are enough. false: the session
+ * ended. */
+static bool become_reader(struct fs_worker *w)
+{
+    struct fs_fuse *f = w->f;
+    bool ok;
+
+    pthread_mutex_lock(&f->gate);
+    while (f->readers >= WORKER_READERS && !w->promoted &&
+           !fuse_session_exited(f->se)) {
+        w->next = f->parked;
+        f->parked = w;
+        pthread_mutex_unlock(&f->gate);
+        while (sem_wait(&w->wake) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&f->gate);
+    }
+    ok = !fuse_session_exited(f->se);
+    if (w->promoted)
+        w->promoted = false; /* counted as a reader by who promoted us */
+    else
+        f->readers++;
+    pthread_mutex_unlock(&f->gate);
+    return ok;
+}
+
+/* A reader got a request: if it was the last one, promote the most
+ * recently parked worker. */
+static void leave_reader(struct fs_worker *w)
+{
+    struct fs_fuse *f = w->f;
+    struct fs_worker *p = NULL;
+
+    pthread_mutex_lock(&f->gate);
+    f->readers--;
+    if (f->readers == 0 && f->parked) {
+        p = f->parked;
+        f->parked = p->next;
+        p->promoted = true;
+        f->readers++;
+    }
+    pthread_mutex_unlock(&f->gate);
+    if (p)
+        sem_post(&p->wake);
+}
+
 static void *worker_main(void *arg)
 {
     struct fs_worker *w = arg;
     struct fuse_session *se = w->f->se;
 
     this_worker = w;
-    while (!fuse_session_exited(se)) {
+    while (become_reader(w)) {
         struct fuse_buf fb = {
             .mem = w->base + 4096 - WORKER_HEADROOM,
             .size = WORKER_BUF_SIZE - (4096 - WORKER_HEADROOM),
         };
         int r = fuse_session_receive_buf(se, &fb);
 
+        leave_reader(w);
         if (r == -EINTR || r == -EAGAIN)
             continue;
         if (r <= 0) {
@@ -535,6 +601,7 @@ static int run_workers(struct fs_fuse *f)
     w = calloc(f->threads, sizeof(*w));
     if (!w)
         return -ENOMEM;
+    pthread_mutex_init(&f->gate, NULL);
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR2, &sa, NULL);
     sigemptyset(&stop);
@@ -548,6 +615,7 @@ static int run_workers(struct fs_fuse *f)
         sigset_t wmask = stop;
 
         w[i].f = f;
+        sem_init(&w[i].wake, 0, 0);
         w[i].base = aligned_alloc(4096, WORKER_BUF_SIZE);
         if (!w[i].base) {
             r = -ENOMEM;
@@ -579,14 +647,26 @@ static int run_workers(struct fs_fuse *f)
 
     for (unsigned i = 0; i < started; i++) {
         while (!atomic_load(&w[i].done)) {
+            pthread_mutex_lock(&f->gate);
+            while (f->parked) {
+                struct fs_worker *p = f->parked;
+
+                f->parked = p->next;
+                sem_post(&p->wake);
+            }
+            pthread_mutex_unlock(&f->gate);
             pthread_kill(w[i].thread, SIGUSR2);
             usleep(2000);
         }
         pthread_join(w[i].thread, NULL);
     }
     for (unsigned i = 0; i < f->threads; i++)
+        if (w[i].f)
+            sem_destroy(&w[i].wake);
+    for (unsigned i = 0; i < f->threads; i++)
         free(w[i].base);
     free(w);
+    pthread_mutex_destroy(&f->gate);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r == 0)
         r = atomic_load(&f->error);
