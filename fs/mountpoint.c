@@ -97,12 +97,18 @@ int fs_prepare_mountpoint(const char *path, char **ret_msg)
 
     if (fs_is_mounted(path) && stale(path)) {
         /* The auto_unmount helper of the dead daemon removes it within a
-         * moment; do not race it by mounting on top. */
-        fprintf(stderr, "diskstack: %s is the stale mount of a daemon that "
-                "died; detaching it (fusermount3 -u -z)\n", path);
-        detach(path);
-        for (int i = 0; i < 50 && fs_is_mounted(path) && stale(path); i++)
+         * moment. It checks that the mount is stale and then unmounts the
+         * path: mounting before it is done would have it unmount ours. So
+         * wait for it, and detach only a mount that nobody removes. */
+        for (int i = 0; i < 150 && fs_is_mounted(path) && stale(path); i++)
             usleep(20000);
+        if (fs_is_mounted(path) && stale(path)) {
+            fprintf(stderr, "diskstack: %s is the stale mount of a daemon "
+                    "that died; detaching it (fusermount3 -u -z)\n", path);
+            detach(path);
+            for (int i = 0; i < 50 && fs_is_mounted(path) && stale(path); i++)
+                usleep(20000);
+        }
         if (fs_is_mounted(path) && stale(path)) {
             dl_msg(ret_msg, "%s is a stale FUSE mount; run: fusermount3 -u "
                    "-z %s", path, path);

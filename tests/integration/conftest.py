@@ -56,11 +56,11 @@ def mounted(path):
 
 
 def alive(path):
-    """A live FUSE mount answers; a stale one (its daemon died) gives
-    ENOTCONN. Listing asks the daemon; stat may be served from cache."""
+    """A live diskstack mount answers with its .ctl directory; a stale one
+    (its daemon died) gives ENOTCONN. Listing asks the daemon; stat may be
+    served from cache."""
     try:
-        os.listdir(path)
-        return True
+        return ".ctl" in os.listdir(path)
     except OSError:
         return False
 
@@ -109,7 +109,9 @@ class Daemon:
         while time.monotonic() < deadline:
             # a stale mount of a daemon killed before may still be listed:
             # it answers ENOTCONN, a live one answers
-            if mounted(self.mountpoint) == "fuse.diskstack" and alive(self.mountpoint):
+            # alive first: a dead mount can vanish between the two checks,
+            # leaving the plain directory, which lists without error
+            if alive(self.mountpoint) and mounted(self.mountpoint) == "fuse.diskstack":
                 return self
             if self.proc.poll() is not None:
                 pytest.fail("daemon exited %d before mounting\n$ %s\n%s"
