@@ -170,12 +170,55 @@ static inline bool forwards(const struct dl_disk *d)
 
 /* ---- read / write ---- */
 
+/* A layer seen alone: what it holds, zeroes elsewhere. */
+#define LAYER_READ_SECTORS 2048
+
+static int layer_read_whole(struct dl_disk *d, void *buf, uint64_t off,
+                            uint64_t len)
+{
+    const uint64_t lss = d->lss;
+    uint64_t bits[LAYER_READ_SECTORS / 64];
+
+    while (len) {
+        uint64_t ns = MIN(len / lss, LAYER_READ_SECTORS), i = 0;
+        struct dl_presence p = {.bits = bits, .nsect = ns};
+        int r;
+
+        memset(bits, 0, sizeof(bits));
+        r = d->drv->layer->read(d, buf, off, ns * lss, &p);
+        if (r < 0)
+            return r;
+        while (i < ns) {
+            uint64_t j = i;
+
+            if (dl_presence_test(&p, i)) {
+                i++;
+                continue;
+            }
+            while (j < ns && !dl_presence_test(&p, j))
+                j++;
+            memset((uint8_t *)buf + i * lss, 0, (j - i) * lss);
+            i = j;
+        }
+        buf = (uint8_t *)buf + ns * lss;
+        off += ns * lss;
+        len -= ns * lss;
+    }
+    return 0;
+}
+
 static int do_read(struct dl_disk *d, void *buf, uint64_t off, uint64_t len,
                    const struct dl_req *rq)
 {
     uint64_t max = d->max_io ? d->max_io : len;
     int r = 0;
 
+    if (!d->drv->read && d->drv->layer) {
+        serial_enter(d);
+        r = layer_read_whole(d, buf, off, len);
+        serial_leave(d);
+        return r;
+    }
     if (!d->drv->read)
         return dl_pread(d->child[0], buf, off, len, rq);
     serial_enter(d);
@@ -308,7 +351,9 @@ static int do_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
     while (len && r == 0) {
         uint64_t n = MIN(len, max);
 
-        r = d->drv->unmap(d, off, n, rq);
+        /* a layer alone: nothing below, so it may simply forget */
+        r = d->drv->unmap ? d->drv->unmap(d, off, n, rq)
+                          : d->drv->layer->unmap(d, off, n, true);
         off += n;
         len -= n;
     }
@@ -343,7 +388,8 @@ static int do_zero(struct dl_disk *d, uint64_t off, uint64_t len,
         }
     }
     if (r == -EOPNOTSUPP) {
-        if ((rq->flags & DL_F_MAY_TRIM) && d->drv->unmap &&
+        if ((rq->flags & DL_F_MAY_TRIM) &&
+            (d->drv->unmap || (d->drv->layer && d->drv->layer->unmap)) &&
             d->unmap_behavior == DL_UNMAP_ZEROES && !(rq->flags & DL_F_FUA))
             r = do_unmap(d, off, len, rq);
         else
@@ -374,15 +420,16 @@ int dl_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
              const struct dl_req *rq)
 {
     int r;
+    const bool can = d->drv->unmap || (d->drv->layer && d->drv->layer->unmap);
 
     if (!rq)
         rq = &no_req;
-    if (!d->drv->unmap && forwards(d))
+    if (!can && forwards(d))
         return dl_unmap(d->child[0], off, len, rq);
     r = begin(d, off, len, rq, 0, true);
     if (r == 0) {
         /* without an unmap op, or when it is ignored: nothing to do */
-        if (len && d->drv->unmap && d->unmap_behavior != DL_UNMAP_IGNORED) {
+        if (len && can && d->unmap_behavior != DL_UNMAP_IGNORED) {
             serial_enter(d);
             r = do_unmap(d, off, len, rq);
             serial_leave(d);
@@ -465,7 +512,8 @@ static int ext_collect(void *opaque, uint64_t off, uint64_t len,
         if (r)
             return r;
     }
-    r = ext_emit(s, off, end - off, type & (DL_EXTENT_HOLE | DL_EXTENT_ZERO));
+    r = ext_emit(s, off, end - off,
+                 type & (DL_EXTENT_HOLE | DL_EXTENT_ZERO | DL_EXTENT_UNHELD));
     if (r)
         return r;
     s->pos = end;
@@ -531,6 +579,87 @@ int dl_allocated(struct dl_disk *d, uint64_t *ret)
         return r;
     *ret = MIN(total, dl_size(d));
     return 0;
+}
+
+/* ---- layers ---- */
+
+int dl_layer_read(struct dl_disk *d, void *buf, uint64_t off, uint64_t len,
+                  struct dl_presence *p)
+{
+    int r;
+
+    if (!d->drv->layer) {
+        /* a whole disk as a layer holds every sector */
+        r = dl_pread(d, buf, off, len, NULL);
+        if (r == 0)
+            dl_presence_mark(p, 0, len / d->lss);
+        return r;
+    }
+    r = begin(d, off, len, &no_req, 0, false);
+    if (r < 0)
+        return r;
+    if (len) {
+        serial_enter(d);
+        r = d->drv->layer->read(d, buf, off, len, p);
+        serial_leave(d);
+    }
+    io_leave(d);
+    trace(d, "layer-read", off, len, 0, r);
+    return r;
+}
+
+int dl_layer_write_no_overwrite(struct dl_disk *d, const void *buf,
+                                uint64_t off, uint64_t len)
+{
+    int r;
+
+    if (!d->drv->layer || !d->drv->layer->write_no_overwrite)
+        return -EOPNOTSUPP;
+    r = begin(d, off, len, &no_req, 0, true);
+    if (r < 0)
+        return r;
+    if (len) {
+        serial_enter(d);
+        r = d->drv->layer->write_no_overwrite(d, buf, off, len);
+        serial_leave(d);
+    }
+    io_leave(d);
+    trace(d, "layer-fill", off, len, 0, r);
+    return r;
+}
+
+int dl_layer_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
+                   bool next_is_zero)
+{
+    int r;
+
+    if (!d->drv->layer || !d->drv->layer->unmap)
+        return dl_unmap(d, off, len, NULL);
+    r = begin(d, off, len, &no_req, 0, true);
+    if (r < 0)
+        return r;
+    if (len) {
+        serial_enter(d);
+        r = d->drv->layer->unmap(d, off, len, next_is_zero);
+        serial_leave(d);
+    }
+    io_leave(d);
+    trace(d, next_is_zero ? "layer-unmap-zero" : "layer-unmap", off, len, 0,
+          r);
+    return r;
+}
+
+int dl_disk_exclusive(struct dl_disk *d, int (*fn)(struct dl_disk *, void *),
+                      void *opaque)
+{
+    int r;
+
+    if (!d->drv->resize)
+        return -EINVAL; /* no lock to hold */
+    pthread_rwlock_wrlock(&d->resize_lock);
+    r = fn(d, opaque);
+    pthread_rwlock_unlock(&d->resize_lock);
+    return r;
 }
 
 /* ---- resize ---- */
@@ -690,15 +819,27 @@ static void disk_free(struct dl_disk *d)
 }
 
 static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
-                     struct dl_disk *parent, unsigned flags,
-                     struct dl_disk **ret, char **ret_msg);
+                     struct dl_disk *parent, struct dl_disk *below,
+                     unsigned flags, struct dl_disk **ret, char **ret_msg);
 
 int dl_open_child(struct dl_disk *d, const struct dl_node *n, size_t i,
-                  unsigned flags, char **ret_msg)
+                  unsigned flags, struct dl_disk *below, char **ret_msg)
 {
     if (i >= n->nchild || i >= d->nchild)
         return -EINVAL;
-    return open_node(d->ctx, n->child[i], d, flags, &d->child[i], ret_msg);
+    return open_node(d->ctx, n->child[i], d, below, flags, &d->child[i],
+                     ret_msg);
+}
+
+int dl_open_part(struct dl_disk *d, const struct dl_node *n, unsigned flags,
+                 struct dl_disk *below, struct dl_disk **ret, char **ret_msg)
+{
+    return open_node(d->ctx, n, d, below, flags, ret, ret_msg);
+}
+
+void dl_close_part(struct dl_disk *part)
+{
+    disk_free(part);
 }
 
 static int check_geometry(struct dl_disk *d, char **msg)
@@ -729,8 +870,8 @@ static int check_geometry(struct dl_disk *d, char **msg)
 }
 
 static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
-                     struct dl_disk *parent, unsigned flags,
-                     struct dl_disk **ret, char **ret_msg)
+                     struct dl_disk *parent, struct dl_disk *below,
+                     unsigned flags, struct dl_disk **ret, char **ret_msg)
 {
     const struct dl_driver *drv = n->drv;
     _cleanup_free_ char *msg = NULL;
@@ -746,6 +887,7 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
     d->drv = drv;
     d->ctx = ctx;
     d->parent = parent;
+    d->below = below;
     pthread_mutex_init(&d->serial, NULL);
     pthread_rwlockattr_init(&rwa);
     pthread_rwlockattr_setkind_np(&rwa,
@@ -770,7 +912,8 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
     }
     if (!drv->opens_children) {
         for (size_t i = 0; i < n->nchild; i++) {
-            r = open_node(ctx, n->child[i], d, cflags, &d->child[i], ret_msg);
+            r = open_node(ctx, n->child[i], d, NULL, cflags, &d->child[i],
+                          ret_msg);
             if (r < 0)
                 goto fail_quiet;
         }
@@ -778,6 +921,7 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
 
     d->opened = true;
     r = drv->open(d, n, cflags, &msg);
+    d->below = NULL;
     if (r < 0)
         goto fail;
 
@@ -807,10 +951,10 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
     } else {
         if (!drv->write)
             d->read_only = true;
-        if (!drv->unmap)
+        if (!drv->unmap && !(drv->layer && drv->layer->unmap))
             d->unmap_behavior = DL_UNMAP_IGNORED;
         d->can_resize = drv->resize != NULL;
-        if (!drv->read) {
+        if (!drv->read && !drv->layer) {
             dl_msg(&msg, "driver has no read operation");
             r = -EINVAL;
             goto fail;
@@ -862,7 +1006,7 @@ fail_quiet:
 int dl_open(struct dl_ctx *ctx, const struct dl_node *n, unsigned flags,
             struct dl_disk **ret, char **ret_msg)
 {
-    return open_node(ctx, n, NULL, flags, ret, ret_msg);
+    return open_node(ctx, n, NULL, NULL, flags, ret, ret_msg);
 }
 
 void dl_close(struct dl_disk *d)
@@ -876,6 +1020,8 @@ void dl_describe(struct dl_disk *d, FILE *out, int indent)
 {
     char sz[24];
     const char *src = dl_source(d);
+    /* the parts of a disk that resizes may change with its lock held */
+    const bool lock = d->drv->resize != NULL;
 
     fprintf(out, "%*s%s%s%s size=%" PRIu64 " (%s) sector=%" PRIu32
             " physical=%" PRIu32 " %s unmap=%s%s\n",
@@ -884,6 +1030,10 @@ void dl_describe(struct dl_disk *d, FILE *out, int indent)
             d->read_only ? "ro" : "rw",
             dl_unmap_behavior_name(d->unmap_behavior),
             d->can_resize ? " resizable" : "");
+    if (lock)
+        pthread_rwlock_rdlock(&d->resize_lock);
     for (size_t i = 0; i < d->nchild; i++)
         dl_describe(d->child[i], out, indent + 2);
+    if (lock)
+        pthread_rwlock_unlock(&d->resize_lock);
 }

@@ -88,6 +88,11 @@ struct dl_node {
     struct dl_node **child;
     size_t nchild;
     bool read_only;
+    /* As a layer of a layered disk: */
+    bool read_cache;    /* filled with what is read from below */
+    bool write_through; /* writes continue to the layer below */
+    bool snapshot;      /* pushed by a snapshot (revert and commit drop it) */
+    bool frozen;        /* made read-only by a snapshot above it */
     /* Where the description came from, for messages:
      * "FILE:LINE: SETTING" or "--disk NAME". May be NULL. */
     char *where;
@@ -199,6 +204,9 @@ int dl_prealloc(struct dl_disk *d, uint64_t off, uint64_t len,
  * stops the walk and is returned. */
 #define DL_EXTENT_HOLE (1u << 0) /* not allocated */
 #define DL_EXTENT_ZERO (1u << 1) /* reads as zeroes */
+/* A layer does not hold it: in a layered disk it comes from below
+ * (alone, the layer reads it as zeroes: HOLE | ZERO | UNHELD). */
+#define DL_EXTENT_UNHELD (1u << 2)
 typedef int (*dl_extent_fn)(void *opaque, uint64_t off, uint64_t len,
                             unsigned type);
 int dl_extents(struct dl_disk *d, uint64_t off, uint64_t len, dl_extent_fn fn,
@@ -289,6 +297,39 @@ struct dl_pr_ops {
  * parts that forward them), or NULL when the stack has none. */
 struct dl_disk *dl_pr_disk(struct dl_disk *d,
                            const struct dl_pr_ops **ret_ops);
+
+/* ---- layered disks ----
+ *
+ * Layers are numbered from the bottom (0: the base); a number does not
+ * change while its layer exists. */
+
+struct dl_layer_desc {
+    unsigned number;
+    const char *kind, *source; /* valid while the layer exists */
+    uint64_t size, held;       /* held: bytes this layer holds */
+    bool read_cache, write_through, read_only, frozen, snapshot;
+};
+
+/* The layered disk of a stack (below decorators), or NULL. */
+struct dl_disk *dl_layered_of(struct dl_disk *d);
+size_t dl_layer_count(struct dl_disk *layered);
+int dl_layer_describe(struct dl_disk *layered, unsigned number,
+                      struct dl_layer_desc *ret);
+/* Layer `number` alone, as a disk (what it holds, zeroes elsewhere),
+ * kept while in use: revert and commit of it fail with -EBUSY until put. */
+struct dl_disk *dl_layer_view_get(struct dl_disk *layered, unsigned number);
+void dl_layer_view_put(struct dl_disk *layered, unsigned number);
+/* Push an empty layer (size and sector size from the top; usually a ram
+ * or sqlite node without size) and freeze the old top read-only. */
+int dl_layered_snapshot(struct dl_disk *layered, const struct dl_node *layer,
+                        char **ret_msg);
+/* Merge the top layer (pushed by a snapshot) into the one below; drop it. */
+int dl_layered_commit(struct dl_disk *layered, char **ret_msg);
+/* Drop the top layer (pushed by a snapshot) and what it holds. */
+int dl_layered_revert(struct dl_disk *layered, char **ret_msg);
+
+/* Memory of a ram layer: its data chunks and its tables, in bytes. */
+int dl_ram_usage(struct dl_disk *d, uint64_t *ret_data, uint64_t *ret_tables);
 
 /* ---- description ---- */
 

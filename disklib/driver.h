@@ -84,6 +84,49 @@ struct dl_driver {
     uint64_t (*child_resized)(struct dl_disk *d, struct dl_disk *child);
 
     const struct dl_pr_ops *pr;
+    const struct dl_layer_ops *layer;
+};
+
+/* The sectors of a request that some layer held: bit i is sector i of
+ * the request (counted from the request's first sector). */
+struct dl_presence {
+    uint64_t *bits;
+    uint64_t base; /* sector i of this view is bit base + i */
+    uint64_t nsect;
+};
+
+static inline void dl_presence_mark(struct dl_presence *p, uint64_t first,
+                                    uint64_t n)
+{
+    for (uint64_t i = p->base + first; i < p->base + first + n; i++)
+        p->bits[i / 64] |= 1ull << (i % 64);
+}
+
+static inline bool dl_presence_test(const struct dl_presence *p, uint64_t i)
+{
+    i += p->base;
+    return (p->bits[i / 64] >> (i % 64)) & 1;
+}
+
+/* What a layer of a layered disk does beyond a plain disk. A driver with
+ * this table may leave out read: the core reads what the layer holds and
+ * zeroes the rest (the layer seen alone). Its extents report what it does
+ * not hold with DL_EXTENT_UNHELD. */
+struct dl_layer_ops {
+    /* Fill the sectors of [off, off+len) the layer holds and mark them
+     * in p (bit 0 = the sector at off); leave the others untouched. */
+    int (*read)(struct dl_disk *d, void *buf, uint64_t off, uint64_t len,
+                struct dl_presence *p);
+    /* Write only the sectors the layer does not hold yet (filling a read
+     * cache without overwriting a write that came in between). May be
+     * NULL: the layer cannot be a read cache. */
+    int (*write_no_overwrite)(struct dl_disk *d, const void *buf,
+                              uint64_t off, uint64_t len);
+    /* Forget [off, off+len). next_is_zero: everything below reads zeroes
+     * there, so the sectors may simply be dropped; otherwise they must
+     * read back zeroes (the unmap behaviour the layer declares). */
+    int (*unmap)(struct dl_disk *d, uint64_t off, uint64_t len,
+                 bool next_is_zero);
 };
 
 struct dl_listener;
@@ -112,6 +155,9 @@ struct dl_disk {
     uint8_t id[16];
     char *source; /* dl_source(); set with dl_disk_set_source */
     bool opened;  /* drv->open was called: close must run */
+    /* For a layer being opened: the layer below it, already open (size
+     * and sector size to inherit), or NULL. Valid during open only. */
+    struct dl_disk *below;
 
     /* Enforcement of the thread model: serial_lock is NULL (parallel),
      * &serial (per disk) or the driver's lock owned by the ctx. */
@@ -137,9 +183,29 @@ struct dl_disk {
 void dl_disk_set_size(struct dl_disk *d, uint64_t size);
 int dl_disk_set_source(struct dl_disk *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* For drivers with opens_children: open child i of n below d. */
+/* For drivers with opens_children: open child i of n below d into
+ * d->child[i]; below is what the child sees as the layer under it. */
 int dl_open_child(struct dl_disk *d, const struct dl_node *n, size_t i,
-                  unsigned flags, char **ret_msg);
+                  unsigned flags, struct dl_disk *below, char **ret_msg);
+/* Open a node as a new part below d (not yet in d->child). */
+int dl_open_part(struct dl_disk *d, const struct dl_node *n, unsigned flags,
+                 struct dl_disk *below, struct dl_disk **ret, char **ret_msg);
+/* Close a part opened with dl_open_part or taken out of d->child. */
+void dl_close_part(struct dl_disk *part);
+
+/* The layer operations, checked like every request (alignment, range,
+ * the layer's thread model). */
+int dl_layer_read(struct dl_disk *d, void *buf, uint64_t off, uint64_t len,
+                  struct dl_presence *p);
+int dl_layer_write_no_overwrite(struct dl_disk *d, const void *buf,
+                                uint64_t off, uint64_t len);
+int dl_layer_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
+                   bool next_is_zero);
+
+/* Run fn with every request on d drained and held off (d must be a disk
+ * whose driver resizes, which gives it the lock). */
+int dl_disk_exclusive(struct dl_disk *d, int (*fn)(struct dl_disk *, void *),
+                      void *opaque);
 /* Zeroes the core keeps for default zero writes: at least 1 MiB, aligned
  * to 4096, never written. */
 const void *dl_zero_buffer(struct dl_ctx *ctx, size_t *ret_len);

@@ -5,6 +5,8 @@
 #include "disklib/driver.h"
 
 extern const struct dl_driver dl_file_driver;
+extern const struct dl_driver dl_ram_driver;
+extern const struct dl_driver dl_layered_driver;
 
 /* Parameter indices of the file driver (its table's order), for conf. */
 enum {
@@ -13,6 +15,11 @@ enum {
     DL_FILE_CREATE,
     DL_FILE_FORMAT,
     DL_FILE_SECTOR,
+};
+
+enum {
+    DL_RAM_SIZE,
+    DL_RAM_SECTOR,
 };
 
 #endif

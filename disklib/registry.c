@@ -5,6 +5,8 @@
 
 static const struct dl_driver *const drivers[] = {
     &dl_file_driver,
+    &dl_layered_driver,
+    &dl_ram_driver,
     NULL,
 };
 
