@@ -57,6 +57,7 @@ void conf_free(struct conf *c)
     for (size_t i = 0; i < c->ndisks; i++)
         conf_disk_clear(&c->disks[i]);
     free(c->disks);
+    free(c->mount.cache_dir);
     conf_init(c);
 }
 

@@ -39,6 +39,7 @@ struct conf_disk {
 struct conf_mount {
     bool allow_other;
     unsigned threads; /* 0: the program's default */
+    char *cache_dir;  /* autocache: layers; NULL: OPENVMM_AUTO_CACHE_PATH */
 };
 
 struct conf {
@@ -57,14 +58,20 @@ int conf_load_file(struct conf *c, const char *path, struct conf_diag *diag);
 int conf_load_string(struct conf *c, const char *text, const char *name,
                      const char *base_dir, struct conf_diag *diag);
 /* Add a disk from a command-line argument "NAME=SPEC{,FLAG}"; relative
- * paths become absolute against the current directory. */
+ * paths become absolute against the current directory. Set
+ * c->mount.cache_dir first when it comes from the command line. */
 int conf_add_disk_arg(struct conf *c, const char *arg, struct conf_diag *diag);
 
 /* Parse a one-line spec into a node tree. Relative paths are made
  * absolute against base_dir (NULL: the current directory). where names
  * the setting for messages; the message names the rule broken. */
 int conf_parse_spec(const char *spec, const char *where, const char *base_dir,
-                    struct dl_node **ret, char **ret_msg);
+                    const char *cache_dir, struct dl_node **ret,
+                    char **ret_msg);
+/* The layer of a snapshot command: "mem" or "sql:PATH[;create]" (an
+ * absolute path). */
+int conf_parse_layerspec(const char *spec, struct dl_node **ret,
+                         char **ret_msg);
 
 /* Phase one across the whole configuration: disk names, duplicates, and
  * each stack's own rules. Returns 0 or -EINVAL with errors in diag. */

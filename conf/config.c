@@ -202,10 +202,25 @@ wrong_type:
 }
 
 static int load_stack(struct loader *l, config_setting_t *s, const char *path,
-                      struct dl_node **ret);
+                      bool as_layer, struct dl_node **ret);
+
+/* The keys of a part's role as a layer of a layered disk. */
+static bool *layer_flag(struct dl_node *n, const char *key)
+{
+    if (strcmp(key, "read_cache") == 0)
+        return &n->read_cache;
+    if (strcmp(key, "write_through") == 0)
+        return &n->write_through;
+    if (strcmp(key, "snapshot") == 0)
+        return &n->snapshot;
+    if (strcmp(key, "frozen") == 0)
+        return &n->frozen;
+    return NULL;
+}
 
 static int load_stack_group(struct loader *l, config_setting_t *s,
-                            const char *path, struct dl_node **ret)
+                            const char *path, bool as_layer,
+                            struct dl_node **ret)
 {
     config_setting_t *t = config_setting_get_member(s, "type");
     const struct dl_driver *drv;
@@ -243,7 +258,12 @@ static int load_stack_group(struct loader *l, config_setting_t *s,
         off += (size_t)snprintf(known + off, sizeof(known) - off, ", %s",
                                 params[i].name);
     if (maxc == 1 && off < sizeof(known))
-        snprintf(known + off, sizeof(known) - off, ", disk");
+        off += (size_t)snprintf(known + off, sizeof(known) - off, ", disk");
+    else if (maxc > 1 && off < sizeof(known))
+        off += (size_t)snprintf(known + off, sizeof(known) - off, ", layers");
+    if (as_layer && off < sizeof(known))
+        snprintf(known + off, sizeof(known) - off,
+                 ", read_cache, write_through, snapshot, frozen");
 
     for (int i = 0; i < config_setting_length(s); i++) {
         config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
@@ -265,10 +285,39 @@ static int load_stack_group(struct loader *l, config_setting_t *s,
         if (strcmp(key, "disk") == 0 && maxc == 1) {
             struct dl_node *child = NULL;
 
-            if (load_stack(l, m, cpath, &child) < 0)
+            if (load_stack(l, m, cpath, false, &child) < 0)
                 r = -EINVAL;
             else
                 dl_node_add_child(n, child);
+            continue;
+        }
+        if (strcmp(key, "layers") == 0 && maxc > 1) {
+            if (config_setting_type(m) != CONFIG_TYPE_LIST) {
+                error_at(l, m, cpath, "must be a list of layers, top first: "
+                         "( { type = ...; }, ... )");
+                r = -EINVAL;
+                continue;
+            }
+            for (int j = 0; j < config_setting_length(m); j++) {
+                config_setting_t *e = config_setting_get_elem(m, (unsigned)j);
+                struct dl_node *child = NULL;
+                char epath[600];
+
+                path_join(epath, sizeof(epath), cpath, e);
+                if (load_stack(l, e, epath, true, &child) < 0)
+                    r = -EINVAL;
+                else
+                    dl_node_add_child(n, child);
+            }
+            continue;
+        }
+        if (as_layer && layer_flag(n, key)) {
+            if (config_setting_type(m) != CONFIG_TYPE_BOOL) {
+                error_at(l, m, cpath, "must be true or false");
+                r = -EINVAL;
+            } else {
+                *layer_flag(n, key) = config_setting_get_bool(m);
+            }
             continue;
         }
         idx = dl_node_param_index(n, key);
@@ -289,7 +338,7 @@ static int load_stack_group(struct loader *l, config_setting_t *s,
 }
 
 static int load_stack(struct loader *l, config_setting_t *s, const char *path,
-                      struct dl_node **ret)
+                      bool as_layer, struct dl_node **ret)
 {
     _cleanup_free_ char *msg = NULL;
     char where[PATH_MAX + 600];
@@ -298,7 +347,7 @@ static int load_stack(struct loader *l, config_setting_t *s, const char *path,
 
     switch (config_setting_type(s)) {
     case CONFIG_TYPE_GROUP:
-        r = load_stack_group(l, s, path, ret);
+        r = load_stack_group(l, s, path, as_layer, ret);
         if (r == 0)
             r = conf_resolve_paths(*ret, l->base_dir);
         return r;
@@ -307,7 +356,7 @@ static int load_stack(struct loader *l, config_setting_t *s, const char *path,
         off = strlen(where);
         snprintf(where + off, sizeof(where) - off, ": %s", path);
         r = conf_parse_spec(config_setting_get_string(s), where, l->base_dir,
-                            ret, &msg);
+                            l->c->mount.cache_dir, ret, &msg);
         if (r < 0)
             error_at(l, s, path, "%s", msg ? msg : strerror(-r));
         return r;
@@ -377,7 +426,7 @@ static int load_disk(struct loader *l, config_setting_t *s, const char *path)
     }
     if (stack) {
         path_join(cpath, sizeof(cpath), path, stack);
-        if (load_stack(l, stack, cpath, &disk.stack) < 0)
+        if (load_stack(l, stack, cpath, false, &disk.stack) < 0)
             r = -EINVAL;
     }
     if (r < 0) {
@@ -422,8 +471,23 @@ static int load_mount(struct loader *l, config_setting_t *s, const char *path)
             } else {
                 l->c->mount.threads = (unsigned)v;
             }
+        } else if (strcmp(key, "cache_dir") == 0) {
+            if (type != CONFIG_TYPE_STRING ||
+                !*config_setting_get_string(m)) {
+                error_at(l, m, cpath, "must be a directory");
+                r = -EINVAL;
+            } else if (!l->c->mount.cache_dir) {
+                /* the command line's --cache-dir comes first */
+                const char *v = config_setting_get_string(m);
+
+                if (v[0] == '/')
+                    l->c->mount.cache_dir = strdup(v);
+                else if (asprintf(&l->c->mount.cache_dir, "%s/%s",
+                                  l->base_dir, v) < 0)
+                    l->c->mount.cache_dir = NULL;
+            }
         } else {
-            unknown_key(l, m, cpath, "allow_other, threads");
+            unknown_key(l, m, cpath, "allow_other, threads, cache_dir");
             r = -EINVAL;
         }
     }
@@ -436,14 +500,22 @@ static int load_root(struct loader *l, config_t *cfg)
     char cpath[512];
     int r = 0;
 
+    /* the mount group first: its cache_dir serves the disks' specs */
+    for (int i = 0; i < config_setting_length(root); i++) {
+        config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+
+        path_join(cpath, sizeof(cpath), "", m);
+        if (strcmp(config_setting_name(m), "mount") == 0 &&
+            load_mount(l, m, cpath) < 0)
+            r = -EINVAL;
+    }
     for (int i = 0; i < config_setting_length(root); i++) {
         config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
         const char *key = config_setting_name(m);
 
         path_join(cpath, sizeof(cpath), "", m);
         if (strcmp(key, "mount") == 0) {
-            if (load_mount(l, m, cpath) < 0)
-                r = -EINVAL;
+            continue;
         } else if (strcmp(key, "disks") == 0) {
             if (config_setting_type(m) != CONFIG_TYPE_LIST) {
                 error_at(l, m, cpath, "must be a list ( { name = ...; "

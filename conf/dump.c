@@ -2,6 +2,7 @@
  * setting with its resolved value (defaults included, paths absolute), so
  * that the output read back prints the same. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "conf/conf.h"
@@ -50,6 +51,14 @@ static void put_value(FILE *out, const struct dl_param *p,
     }
 }
 
+static bool takes_layers(const struct dl_node *n)
+{
+    unsigned minc, maxc;
+
+    dl_driver_children(n->drv, &minc, &maxc);
+    return maxc > 1;
+}
+
 void conf_dump_stack(const struct dl_node *n, FILE *out, int indent)
 {
     size_t np;
@@ -68,11 +77,27 @@ void conf_dump_stack(const struct dl_node *n, FILE *out, int indent)
     }
     if (n->read_only)
         fprintf(out, "%*sread_only = true;\n", indent + 2, "");
-    if (n->nchild == 1) {
+    {
+        static const struct {
+            const char *key;
+            size_t off;
+        } flags[] = {
+            {"read_cache", offsetof(struct dl_node, read_cache)},
+            {"write_through", offsetof(struct dl_node, write_through)},
+            {"snapshot", offsetof(struct dl_node, snapshot)},
+            {"frozen", offsetof(struct dl_node, frozen)},
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
+            if (*(const bool *)((const char *)n + flags[i].off))
+                fprintf(out, "%*s%s = true;\n", indent + 2, "",
+                        flags[i].key);
+    }
+    if (n->nchild == 1 && !takes_layers(n)) {
         fprintf(out, "%*sdisk = ", indent + 2, "");
         conf_dump_stack(n->child[0], out, indent + 2);
         fputs(";\n", out);
-    } else if (n->nchild > 1) {
+    } else if (n->nchild) {
         fprintf(out, "%*slayers = (\n", indent + 2, "");
         for (size_t i = 0; i < n->nchild; i++) {
             fprintf(out, "%*s", indent + 4, "");
@@ -91,6 +116,11 @@ void conf_dump(const struct conf *c, FILE *out)
             c->mount.allow_other ? "true" : "false");
     if (c->mount.threads)
         fprintf(out, "  threads = %u;\n", c->mount.threads);
+    if (c->mount.cache_dir) {
+        fputs("  cache_dir = ", out);
+        put_string(out, c->mount.cache_dir);
+        fputs(";\n", out);
+    }
     fputs("};\n", out);
     fputs("disks = (\n", out);
     for (size_t i = 0; i < c->ndisks; i++) {

@@ -4,26 +4,43 @@
  *   SPEC     := KIND ":" REST | PATH           a bare PATH is file:PATH
  *   file:PATH { ";" OPT }                      OPT: a file setting, "direct"
  *                                              or "key=value"
+ *   mem:SIZE   memdiff:SPEC   sql:PATH[;create=SIZE]
+ *   sqldiff:PATH[;create]:SPEC   autocache:[KEY]:SPEC
  *
  * The kind is matched on the first ':'. After file: the path runs to the
  * first ';' (so it may contain ':'); a path contains neither ';' nor ','.
  * A string with a ':' whose prefix is not a kind is a path when it is
  * rooted ("/x:y", "./x:y"); otherwise the kind is unknown.
  *
+ * As on the OpenVMM command line, a spec is a list of parts, top first:
+ * the layer kinds (mem, memdiff, sql, sqldiff, autocache) add a layer and
+ * those with an inner SPEC go on with it; any other kind adds one whole
+ * disk and ends the list. A list of one whole disk is that disk; anything
+ * else is a layered disk of those layers.
+ *
  * Later kinds register here, in kinds[], with their own REST grammar. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
 #include "conf/private.h"
 #include "disklib/util.h"
 
-typedef int (*spec_parse_fn)(const char *rest, struct dl_node **ret,
+struct spec_ctx {
+    const char *cache_dir; /* for autocache; may be NULL */
+};
+
+/* Parse REST into one part. A layer kind that wraps an inner spec sets
+ * *ret_inner to it. */
+typedef int (*spec_parse_fn)(const struct spec_ctx *ctx, const char *rest,
+                             struct dl_node **ret, const char **ret_inner,
                              char **ret_msg);
 
 struct spec_kind {
     const char *name;
     spec_parse_fn parse;
+    bool layer; /* a layer kind (not a whole disk) */
 };
 
 /* Settings of a driver given as ";key[=value]" options: a bool may stand
@@ -60,9 +77,13 @@ static int parse_options(struct dl_node *n, char *opts, char **ret_msg)
     return 0;
 }
 
-static int parse_file(const char *rest, struct dl_node **ret, char **ret_msg)
+/* A part of a driver with a path: "PATH{;OPT}" (the path runs to the
+ * first ';'). */
+static int parse_path_part(const char *drv, const char *kind,
+                           const char *rest, size_t len,
+                           struct dl_node **ret, char **ret_msg)
 {
-    _cleanup_free_ char *copy = strdup(rest);
+    _cleanup_free_ char *copy = strndup(rest, len);
     struct dl_node *n = NULL;
     char *semi;
     int r;
@@ -73,10 +94,14 @@ static int parse_file(const char *rest, struct dl_node **ret, char **ret_msg)
     if (semi)
         *semi++ = '\0';
     if (!*copy) {
-        dl_msg(ret_msg, "file: needs a path (file:PATH)");
+        dl_msg(ret_msg, "%s: needs a path (%s:PATH)", kind, kind);
         return -EINVAL;
     }
-    r = dl_node_new(dl_find_driver("file"), &n);
+    if (!dl_find_driver(drv)) {
+        dl_msg(ret_msg, "%s: this build has no %s driver", kind, drv);
+        return -EOPNOTSUPP;
+    }
+    r = dl_node_new(dl_find_driver(drv), &n);
     if (r < 0)
         return r;
     r = dl_node_set(n, "path", copy, ret_msg);
@@ -90,13 +115,170 @@ static int parse_file(const char *rest, struct dl_node **ret, char **ret_msg)
     return 0;
 }
 
+static int parse_file(const struct spec_ctx *ctx, const char *rest,
+                      struct dl_node **ret, const char **ret_inner,
+                      char **ret_msg)
+{
+    return parse_path_part("file", "file", rest, strlen(rest), ret, ret_msg);
+}
+
+static int new_ram(struct dl_node **ret)
+{
+    return dl_node_new(dl_find_driver("ram"), ret);
+}
+
+/* mem:SIZE — a ram layer of its own size */
+static int parse_mem(const struct spec_ctx *ctx, const char *rest,
+                     struct dl_node **ret, const char **ret_inner,
+                     char **ret_msg)
+{
+    struct dl_node *n;
+    int r = new_ram(&n);
+
+    if (r < 0)
+        return r;
+    if (!*rest) {
+        dl_msg(ret_msg, "mem: needs a size (mem:SIZE)");
+        r = -EINVAL;
+    } else {
+        r = dl_node_set(n, "size", rest, ret_msg);
+    }
+    if (r < 0) {
+        dl_node_free(n);
+        return r;
+    }
+    *ret = n;
+    return 0;
+}
+
+/* memdiff:SPEC — a ram layer over SPEC, taking its size */
+static int parse_memdiff(const struct spec_ctx *ctx, const char *rest,
+                         struct dl_node **ret, const char **ret_inner,
+                         char **ret_msg)
+{
+    *ret_inner = rest;
+    return new_ram(ret);
+}
+
+/* sql:PATH[;create=SIZE] — an sqlite layer of its own size */
+static int parse_sql(const struct spec_ctx *ctx, const char *rest,
+                     struct dl_node **ret, const char **ret_inner,
+                     char **ret_msg)
+{
+    _cleanup_free_ char *copy = strdup(rest);
+    char *create;
+
+    if (!copy)
+        return -ENOMEM;
+    /* create=SIZE means: create, with this size */
+    create = strstr(copy, ";create=");
+    if (create) {
+        const char *size = create + strlen(";create=");
+        _cleanup_free_ char *opts = NULL;
+
+        if (asprintf(&opts, "%.*s;create;size=%s", (int)(create - copy), copy,
+                     size) < 0)
+            return -ENOMEM;
+        return parse_path_part("sqlite", "sql", opts, strlen(opts), ret,
+                               ret_msg);
+    }
+    if (strstr(copy, ";create")) {
+        dl_msg(ret_msg, "sql: create needs a size (sql:PATH;create=SIZE); "
+                        "sqldiff: takes the size from below");
+        return -EINVAL;
+    }
+    return parse_path_part("sqlite", "sql", copy, strlen(copy), ret, ret_msg);
+}
+
+/* sqldiff:PATH[;create]:SPEC — an sqlite layer over SPEC */
+static int parse_sqldiff(const struct spec_ctx *ctx, const char *rest,
+                         struct dl_node **ret, const char **ret_inner,
+                         char **ret_msg)
+{
+    const char *colon = strchr(rest, ':');
+
+    if (!colon) {
+        dl_msg(ret_msg, "sqldiff: needs the disk below "
+                        "(sqldiff:PATH[;create]:SPEC)");
+        return -EINVAL;
+    }
+    *ret_inner = colon + 1;
+    return parse_path_part("sqlite", "sqldiff", rest, (size_t)(colon - rest),
+                           ret, ret_msg);
+}
+
+/* autocache:[KEY]:SPEC — a read cache in CACHE_DIR/KEY.db over SPEC */
+static int parse_autocache(const struct spec_ctx *ctx, const char *rest,
+                           struct dl_node **ret, const char **ret_inner,
+                           char **ret_msg)
+{
+    const char *colon = strchr(rest, ':');
+    _cleanup_free_ char *key = NULL, *path = NULL;
+    const char *root = ctx ? ctx->cache_dir : NULL;
+    struct dl_node *n;
+    int r;
+
+    if (!colon) {
+        dl_msg(ret_msg, "autocache: needs the disk below "
+                        "(autocache:[KEY]:SPEC)");
+        return -EINVAL;
+    }
+    key = strndup(rest, (size_t)(colon - rest));
+    if (!key)
+        return -ENOMEM;
+    if (!*key) {
+        dl_msg(ret_msg, "autocache: needs a KEY here (autocache:KEY:SPEC): "
+                        "the key can come from the disk's id only for disks "
+                        "that have one, and none of the kinds of this build "
+                        "does");
+        return -EINVAL;
+    }
+    if (strchr(key, '/') || key[0] == '.') {
+        dl_msg(ret_msg, "autocache: the key '%s' cannot contain '/' or start "
+                        "with '.'", key);
+        return -EINVAL;
+    }
+    if (!root || !*root)
+        root = getenv("OPENVMM_AUTO_CACHE_PATH");
+    if (!root || !*root) {
+        dl_msg(ret_msg, "autocache: needs a cache directory: --cache-dir, "
+                        "cache_dir in the mount group, or "
+                        "OPENVMM_AUTO_CACHE_PATH");
+        return -EINVAL;
+    }
+    if (asprintf(&path, "%s/%s.db", root, key) < 0)
+        return -ENOMEM;
+    r = parse_path_part("sqlite", "autocache", path, strlen(path), &n,
+                        ret_msg);
+    if (r < 0)
+        return r;
+    r = dl_node_set(n, "create", "true", ret_msg);
+    if (r < 0) {
+        dl_node_free(n);
+        return r;
+    }
+    /* filled from below, never written otherwise: use the disk with ,ro */
+    n->read_cache = true;
+    n->read_only = true;
+    *ret = n;
+    *ret_inner = colon + 1;
+    return 0;
+}
+
 static const struct spec_kind kinds[] = {
-    {"file", parse_file},
+    {"file", parse_file, false},
+    {"mem", parse_mem, true},
+    {"memdiff", parse_memdiff, true},
+    {"sql", parse_sql, true},
+    {"sqldiff", parse_sqldiff, true},
+    {"autocache", parse_autocache, true},
 };
 
 const char *const *conf_spec_kinds(void)
 {
-    static const char *const names[] = {"file", NULL};
+    static const char *const names[] = {"file",    "mem",       "memdiff",
+                                        "sql",     "sqldiff",   "autocache",
+                                        NULL};
 
     return names;
 }
@@ -107,27 +289,84 @@ static bool rooted(const char *s)
            strncmp(s, "../", 3) == 0;
 }
 
-static int parse_node(const char *spec, struct dl_node **ret, char **ret_msg)
+/* One part of a spec; *ret_inner is set when a layer kind goes on. */
+static int parse_part(const struct spec_ctx *ctx, const char *spec,
+                      struct dl_node **ret, const char **ret_inner,
+                      bool *ret_layer, char **ret_msg)
 {
     const char *colon = strchr(spec, ':');
     size_t klen;
 
+    *ret_inner = NULL;
+    *ret_layer = false;
     if (!*spec) {
         dl_msg(ret_msg, "is empty: a spec is KIND:... or a path");
         return -EINVAL;
     }
     if (!colon)
-        return parse_file(spec, ret, ret_msg);
+        return parse_file(ctx, spec, ret, ret_inner, ret_msg);
     klen = (size_t)(colon - spec);
-    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
         if (strlen(kinds[i].name) == klen &&
-            strncmp(kinds[i].name, spec, klen) == 0)
-            return kinds[i].parse(colon + 1, ret, ret_msg);
+            strncmp(kinds[i].name, spec, klen) == 0) {
+            *ret_layer = kinds[i].layer;
+            return kinds[i].parse(ctx, colon + 1, ret, ret_inner, ret_msg);
+        }
+    }
     if (rooted(spec))
-        return parse_file(spec, ret, ret_msg);
-    dl_msg(ret_msg, "unknown disk kind '%.*s' (known: file; a path with a ':' "
-           "must start with /, ./ or ../)", (int)klen, spec);
+        return parse_file(ctx, spec, ret, ret_inner, ret_msg);
+    dl_msg(ret_msg, "unknown disk kind '%.*s' (known: file, mem, memdiff, sql, "
+           "sqldiff, autocache; a path with a ':' must start with /, ./ or ../)",
+           (int)klen, spec);
     return -EINVAL;
+}
+
+#define MAX_PARTS 64
+
+static int parse_node(const struct spec_ctx *ctx, const char *spec,
+                      struct dl_node **ret, char **ret_msg)
+{
+    struct dl_node *parts[MAX_PARTS];
+    size_t n = 0;
+    bool layer = false;
+    int r = 0;
+
+    for (const char *s = spec; s && r == 0;) {
+        const char *inner;
+
+        if (n == MAX_PARTS) {
+            dl_msg(ret_msg, "more than %d layers", MAX_PARTS);
+            r = -EINVAL;
+            break;
+        }
+        r = parse_part(ctx, s, &parts[n], &inner, &layer, ret_msg);
+        if (r < 0)
+            break;
+        n++;
+        s = inner;
+    }
+    if (r == 0 && n == 1 && !layer) {
+        *ret = parts[0]; /* one whole disk */
+        return 0;
+    }
+    if (r == 0) {
+        struct dl_node *l;
+
+        r = dl_node_new(dl_find_driver("layered"), &l);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+            r = dl_node_add_child(l, parts[i]);
+            if (r == 0)
+                parts[i] = NULL;
+        }
+        if (r == 0) {
+            *ret = l;
+            return 0;
+        }
+        dl_node_free(l);
+    }
+    for (size_t i = 0; i < n; i++)
+        dl_node_free(parts[i]);
+    return r;
 }
 
 int conf_resolve_paths(struct dl_node *n, const char *base_dir)
@@ -176,12 +415,14 @@ static int set_where(struct dl_node *n, const char *where)
 }
 
 int conf_parse_spec(const char *spec, const char *where, const char *base_dir,
-                    struct dl_node **ret, char **ret_msg)
+                    const char *cache_dir, struct dl_node **ret,
+                    char **ret_msg)
 {
+    const struct spec_ctx ctx = {.cache_dir = cache_dir};
     struct dl_node *n = NULL;
     int r;
 
-    r = parse_node(spec, &n, ret_msg);
+    r = parse_node(&ctx, spec, &n, ret_msg);
     if (r < 0)
         return r;
     r = conf_resolve_paths(n, base_dir);
@@ -190,6 +431,45 @@ int conf_parse_spec(const char *spec, const char *where, const char *base_dir,
     if (r < 0) {
         dl_node_free(n);
         return r;
+    }
+    *ret = n;
+    return 0;
+}
+
+int conf_parse_layerspec(const char *spec, struct dl_node **ret,
+                         char **ret_msg)
+{
+    struct dl_node *n;
+    int r;
+
+    if (strcmp(spec, "mem") == 0)
+        return new_ram(ret);
+    if (strncmp(spec, "sql:", 4) != 0) {
+        dl_msg(ret_msg, "a snapshot layer is mem or sql:PATH;create");
+        return -EINVAL;
+    }
+    if (spec[4] != '/') {
+        dl_msg(ret_msg, "the path of a snapshot layer must be absolute");
+        return -EINVAL;
+    }
+    r = parse_path_part("sqlite", "sql", spec + 4, strlen(spec + 4), &n,
+                        ret_msg);
+    if (r < 0)
+        return r;
+    {
+        size_t np;
+        const struct dl_param *p = dl_driver_params(n->drv, &np);
+
+        /* only create: size and sector size come from below */
+        for (size_t i = 0; i < np; i++) {
+            if (n->v[i].set && strcmp(p[i].name, "path") &&
+                strcmp(p[i].name, "create")) {
+                dl_msg(ret_msg, "a snapshot layer takes its %s from below",
+                       p[i].name);
+                dl_node_free(n);
+                return -EINVAL;
+            }
+        }
     }
     *ret = n;
     return 0;
@@ -266,7 +546,8 @@ int conf_add_disk_arg(struct conf *c, const char *arg, struct conf_diag *diag)
             return r;
         }
     }
-    r = conf_parse_spec(spec, where, NULL, &disk.stack, &msg);
+    r = conf_parse_spec(spec, where, NULL, c->mount.cache_dir, &disk.stack,
+                        &msg);
     if (r < 0) {
         conf_diag_add(diag, "%s: '%s': %s", where, spec,
                       msg ? msg : strerror(-r));

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
+#include "conf/conf.h"
 #include "disklib/util.h"
 #include "fs/ctlcmd.h"
 #include "fs/mount.h"
@@ -29,7 +31,7 @@ struct fs_ctl {
 
 mode_t ctl_mode(enum fs_kind kind)
 {
-    return kind == FS_CTL_SIZE ? 0600 : 0400;
+    return kind == FS_CTL_SIZE || kind == FS_CTL_SNAPSHOT ? 0600 : 0400;
 }
 
 static int gen_disks(struct fs_mount *m, FILE *f)
@@ -65,6 +67,30 @@ static int gen_info(struct fs_disk *fd, FILE *f)
     return 0;
 }
 
+/* "NUMBER KIND "SOURCE" HELD FLAGS", top first */
+static int gen_layers(struct fs_disk *fd, FILE *f)
+{
+    size_t n = dl_layer_count(fd->layered);
+
+    for (size_t k = n; k-- > 0;) {
+        struct dl_layer_desc ld;
+
+        if (dl_layer_describe(fd->layered, (unsigned)k, &ld) < 0)
+            continue;
+        fprintf(f, "%u %s \"", ld.number, ld.kind);
+        for (const char *p = ld.source; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                fputc('\\', f);
+            fputc(*p, f);
+        }
+        fprintf(f, "\" %" PRIu64 " %s%s%s%s%s\n", ld.held,
+                ld.read_only ? "ro" : "rw", ld.read_cache ? ",read-cache" : "",
+                ld.write_through ? ",write-through" : "",
+                ld.frozen ? ",frozen" : "", ld.snapshot ? ",snapshot" : "");
+    }
+    return 0;
+}
+
 static int generate(struct fs_mount *m, struct fs_node *n, struct fs_ctl *c)
 {
     FILE *f = open_memstream(&c->content, &c->len);
@@ -81,6 +107,10 @@ static int generate(struct fs_mount *m, struct fs_node *n, struct fs_ctl *c)
         break;
     case FS_CTL_SIZE:
         fprintf(f, "%" PRIu64 "\n", dl_size(n->disk->disk));
+        break;
+    case FS_CTL_LAYERS:
+    case FS_CTL_SNAPSHOT:
+        r = gen_layers(n->disk, f);
         break;
     default:
         r = -EINVAL;
@@ -192,6 +222,136 @@ static int do_size(struct fs_disk *fd, const struct ctl_args *a, char **msg)
     return dl_resize(d, target, msg);
 }
 
+/* The layered node of a stack description (below decorators). */
+static struct dl_node *layered_node(struct dl_node *n)
+{
+    for (; n; n = n->nchild == 1 ? n->child[0] : NULL)
+        if (strcmp(dl_driver_name(n->drv), "layered") == 0)
+            return n;
+    return NULL;
+}
+
+/* Keep the stack's description in step with a change of its layers. */
+static int record_push(struct fs_disk *fd, struct dl_node *layer)
+{
+    struct dl_node *l = layered_node(fd->stack), **c;
+
+    if (!l)
+        return -EINVAL;
+    c = realloc(l->child, (l->nchild + 1) * sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    l->child = c;
+    memmove(&l->child[1], &l->child[0], l->nchild * sizeof(*c));
+    l->child[0] = layer;
+    l->nchild++;
+    layer->snapshot = true;
+    l->child[1]->frozen = true;
+    return 0;
+}
+
+static void record_pop(struct fs_disk *fd)
+{
+    struct dl_node *l = layered_node(fd->stack);
+
+    if (!l || l->nchild < 2)
+        return;
+    dl_node_free(l->child[0]);
+    memmove(&l->child[0], &l->child[1], (l->nchild - 1) * sizeof(*l->child));
+    l->nchild--;
+    l->child[0]->frozen = false;
+}
+
+/* layer/N of a dropped layer: the kernel must forget its entry */
+static void forget_layer(struct fs_mount *m, struct fs_disk *fd,
+                         size_t number)
+{
+    char name[24];
+
+    if (!m->inval_entry)
+        return;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        if (m->nodes[i].kind == FS_LAYER_DIR && m->nodes[i].disk == fd) {
+            snprintf(name, sizeof(name), "%zu", number);
+            m->inval_entry(m->inval_opaque, m->nodes[i].ino, name);
+            return;
+        }
+    }
+}
+
+static int do_snapshot(struct fs_disk *fd, const struct ctl_args *a,
+                       char **msg)
+{
+    struct fs_mount *m = fd->m;
+    struct ctl_snapshot_cmd cmd;
+    struct dl_node *layer = NULL;
+    int r;
+
+    r = ctl_parse_snapshot(a, &cmd, msg);
+    if (r < 0)
+        return r;
+    switch (cmd.op) {
+    case CTL_SNAPSHOT_PUSH:
+        r = conf_parse_layerspec(cmd.layer, &layer, msg);
+        if (r < 0)
+            return r;
+        if (strcmp(dl_driver_name(layer->drv), "ram") != 0) {
+            int pi = dl_node_param_index(layer, "path");
+            int ci = dl_node_param_index(layer, "create");
+            const char *path = pi >= 0 ? layer->v[pi].s : "";
+
+            if (!m->state_path) {
+                dl_msg(msg, "a persistent snapshot needs the daemon to run "
+                            "with --state FILE: without it a restart would "
+                            "drop the layer and every write in it");
+                r = -EINVAL;
+            } else if (ci < 0 || !layer->v[ci].set || !layer->v[ci].u) {
+                dl_msg(msg, "a new snapshot layer is made with ;create "
+                            "(sql:%s;create)", path);
+                r = -EINVAL;
+            } else if (access(path, F_OK) == 0) {
+                dl_msg(msg, "%s exists already; a snapshot starts an empty "
+                            "layer", path);
+                r = -EEXIST;
+            }
+        }
+        if (r == 0)
+            r = dl_node_validate(layer, msg);
+        if (r == 0)
+            r = dl_layered_snapshot(fd->layered, layer, msg);
+        if (r == 0) {
+            pthread_mutex_lock(&m->lock);
+            r = record_push(fd, layer);
+            pthread_mutex_unlock(&m->lock);
+            if (r == 0)
+                layer = NULL;
+        }
+        dl_node_free(layer);
+        break;
+    case CTL_SNAPSHOT_COMMIT:
+    case CTL_SNAPSHOT_REVERT: {
+        size_t gone = dl_layer_count(fd->layered) - 1;
+
+        r = cmd.op == CTL_SNAPSHOT_COMMIT ? dl_layered_commit(fd->layered, msg)
+                                          : dl_layered_revert(fd->layered, msg);
+        if (r == 0) {
+            pthread_mutex_lock(&m->lock);
+            record_pop(fd);
+            pthread_mutex_unlock(&m->lock);
+            forget_layer(m, fd, gone);
+        }
+        break;
+    }
+    }
+    if (r < 0)
+        return r == -EEXIST ? -EINVAL : r;
+    /* the disk's content may have changed: no cached attributes */
+    if (m->inval)
+        m->inval(m->inval_opaque, fd->ino);
+    r = fs_state_save(m, msg);
+    return r;
+}
+
 int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len)
 {
     struct fs_ctl *c = h->ctl;
@@ -206,6 +366,9 @@ int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len)
         switch (h->node->kind) {
         case FS_CTL_SIZE:
             r = do_size(h->disk, &a, &msg);
+            break;
+        case FS_CTL_SNAPSHOT:
+            r = do_snapshot(h->disk, &a, &msg);
             break;
         default:
             dl_msg(&msg, "this file takes no commands");

@@ -122,3 +122,28 @@ int ctl_parse_size(const struct ctl_args *a, struct ctl_size_cmd *ret,
     *ret = c;
     return 0;
 }
+
+int ctl_parse_snapshot(const struct ctl_args *a, struct ctl_snapshot_cmd *ret,
+                       char **ret_msg)
+{
+    const char *w = a->argv[0];
+
+    if (strcmp(w, "snapshot") == 0 && a->argc <= 2) {
+        ret->op = CTL_SNAPSHOT_PUSH;
+        ret->layer = a->argc == 2 ? a->argv[1] : "mem";
+        return 0;
+    }
+    if (strcmp(w, "commit") == 0 && a->argc == 1) {
+        ret->op = CTL_SNAPSHOT_COMMIT;
+        ret->layer = NULL;
+        return 0;
+    }
+    if (strcmp(w, "revert") == 0 && a->argc == 1) {
+        ret->op = CTL_SNAPSHOT_REVERT;
+        ret->layer = NULL;
+        return 0;
+    }
+    dl_msg(ret_msg, "expected snapshot [mem|sql:PATH;create], commit or "
+                    "revert");
+    return -EINVAL;
+}

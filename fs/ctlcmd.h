@@ -37,4 +37,18 @@ struct ctl_size_cmd {
 int ctl_parse_size(const struct ctl_args *a, struct ctl_size_cmd *ret,
                    char **ret_msg);
 
+/* .ctl/NAME/snapshot: "snapshot [LAYERSPEC]" (default mem), "commit",
+ * "revert". */
+enum ctl_snapshot_op {
+    CTL_SNAPSHOT_PUSH,
+    CTL_SNAPSHOT_COMMIT,
+    CTL_SNAPSHOT_REVERT,
+};
+struct ctl_snapshot_cmd {
+    enum ctl_snapshot_op op;
+    const char *layer; /* PUSH: the LAYERSPEC, pointing into the args */
+};
+int ctl_parse_snapshot(const struct ctl_args *a, struct ctl_snapshot_cmd *ret,
+                       char **ret_msg);
+
 #endif

@@ -88,7 +88,12 @@ static void reply_err(fuse_req_t req, int r)
 static bool is_dir(const struct fs_node *n)
 {
     return n->kind == FS_ROOT || n->kind == FS_CTL_DIR ||
-           n->kind == FS_DISK_DIR;
+           n->kind == FS_DISK_DIR || n->kind == FS_LAYER_DIR;
+}
+
+static bool is_image(const struct fs_node *n)
+{
+    return n->kind == FS_IMAGE || n->kind == FS_LAYER;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -257,8 +262,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_err(req, -EISDIR);
         return;
     }
-    if (n->kind == FS_IMAGE) {
-        r = image_open(n->disk, fi->flags);
+    if (is_image(n)) {
+        /* layer/N is read-only: a view of what one layer holds */
+        r = n->kind == FS_LAYER ? ((fi->flags & O_ACCMODE) != O_RDONLY
+                                       ? -EROFS
+                                       : 0)
+                                : image_open(n->disk, fi->flags);
         if (r == 0)
             r = fs_handle_new(m, n, fi->flags, &h);
         if (r < 0) {
@@ -305,7 +314,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         reply_err(req, -ENOMEM);
         return;
     }
-    if (h->node->kind == FS_IMAGE)
+    if (is_image(h->node))
         n = image_read(h, buf, (uint64_t)off, size);
     else
         n = ctl_read(h, buf, size);
@@ -374,7 +383,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     uint64_t pos;
     int r;
 
-    if (h->node->kind != FS_IMAGE) {
+    if (!is_image(h->node)) {
         reply_err(req, -ESPIPE);
         return;
     }
@@ -382,7 +391,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         reply_err(req, -ENXIO);
         return;
     }
-    r = image_lseek(h->disk, (uint64_t)off, whence, &pos);
+    r = image_lseek(h->target, (uint64_t)off, whence, &pos);
     if (r < 0)
         reply_err(req, r);
     else
@@ -501,6 +510,13 @@ static void inval_inode(void *opaque, uint64_t ino)
 
     /* attributes only (offset -1): safe from any handler */
     fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0);
+}
+
+static void inval_entry(void *opaque, uint64_t parent, const char *name)
+{
+    struct fs_fuse *f = opaque;
+
+    fuse_lowlevel_notify_inval_entry(f->se, parent, name, strlen(name));
 }
 
 /* Become a reader, parking while there are enough. false: the session
@@ -715,6 +731,7 @@ int fs_fuse_run(struct fs_mount *m, const struct fs_run_opts *o,
     }
     m->inval_opaque = &f;
     m->inval = inval_inode;
+    m->inval_entry = inval_entry;
     if (fuse_daemonize(o->foreground) != 0) {
         r = -EIO;
         dl_msg(ret_msg, "cannot detach from the terminal");
@@ -733,6 +750,7 @@ int fs_fuse_run(struct fs_mount *m, const struct fs_run_opts *o,
     }
 out:
     m->inval = NULL;
+    m->inval_entry = NULL;
     fuse_session_unmount(f.se);
     fuse_remove_signal_handlers(f.se);
     fuse_session_destroy(f.se);

@@ -33,7 +33,7 @@ int image_open(struct fs_disk *d, int flags)
 
 int64_t image_read(struct fs_handle *h, void *buf, uint64_t off, size_t len)
 {
-    struct dl_disk *disk = h->disk->disk;
+    struct dl_disk *disk = h->target;
     const struct dl_req rq = {.initiator = h->initiator};
 
     for (int tries = 0; tries < 3; tries++) {
@@ -53,7 +53,7 @@ int64_t image_read(struct fs_handle *h, void *buf, uint64_t off, size_t len)
 int64_t image_write(struct fs_handle *h, const void *buf, uint64_t off,
                     size_t len)
 {
-    struct dl_disk *disk = h->disk->disk;
+    struct dl_disk *disk = h->target;
     const struct dl_req rq = {.initiator = h->initiator};
 
     for (int tries = 0; tries < 3; tries++) {
@@ -78,12 +78,12 @@ int image_fsync(struct fs_handle *h)
 {
     const struct dl_req rq = {.initiator = h->initiator};
 
-    return dl_flush(h->disk->disk, &rq);
+    return dl_flush(h->target, &rq);
 }
 
 int image_fallocate(struct fs_handle *h, int mode, uint64_t off, uint64_t len)
 {
-    struct dl_disk *disk = h->disk->disk;
+    struct dl_disk *disk = h->target;
     const uint64_t size = dl_size(disk);
     const uint32_t lss = dl_sector_size(disk);
     const bool keep = mode & FALLOC_FL_KEEP_SIZE;
@@ -141,9 +141,8 @@ static int seek_cb(void *opaque, uint64_t off, uint64_t len, unsigned type)
     return 1; /* stop the walk */
 }
 
-int image_lseek(struct fs_disk *d, uint64_t off, int whence, uint64_t *ret)
+int image_lseek(struct dl_disk *disk, uint64_t off, int whence, uint64_t *ret)
 {
-    struct dl_disk *disk = d->disk;
     const uint64_t size = dl_size(disk);
     const uint64_t start = align_down(off, dl_sector_size(disk));
     struct seek_state s = {.from = off, .want_hole = whence == SEEK_HOLE};
@@ -194,7 +193,7 @@ int image_ioctl(struct fs_handle *h, unsigned int cmd, const void *in,
                 size_t in_len, void *out, size_t out_size, size_t *out_len,
                 int *result)
 {
-    struct dl_disk *disk = h->disk->disk;
+    struct dl_disk *disk = h->target;
 
     *out_len = 0;
     *result = 0;

@@ -60,6 +60,11 @@ static const char usage_mount[] =
     "      --allow-other      let other users use the mount (with\n"
     "                         default_permissions)\n"
     "      --threads N        FUSE worker threads (default 16)\n"
+    "      --state FILE       record snapshots in FILE and come back with\n"
+    "                         them after a restart\n"
+    "      --cache-dir DIR    where autocache: layers live (else the\n"
+    "                         configuration's cache_dir, else\n"
+    "                         OPENVMM_AUTO_CACHE_PATH)\n"
     "  -h, --help             this help\n"
     "\n"
     "At least one of -c and --disk. SIGINT, SIGTERM and fusermount3 -u stop\n"
@@ -68,7 +73,8 @@ static const char usage_mount[] =
     "error.\n";
 
 static const char usage_check[] =
-    "Usage: diskstack check [-c CONFIG] [--disk NAME=SPEC]...\n"
+    "Usage: diskstack check [-c CONFIG] [--disk NAME=SPEC]... [--state FILE]\n"
+    "                       [--cache-dir DIR]\n"
     "\n"
     "Validate a configuration in both phases (the text, then every part\n"
     "opened read-only, nothing created, nothing mounted) and print the\n"
@@ -148,11 +154,13 @@ static int usage_error(const char *usage, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* Options shared by mount and check: -c and --disk. */
+/* Options shared by mount and check: -c, --disk, --state, --cache-dir. */
 struct config_args {
     const char *config;
     const char **disks;
     size_t ndisks;
+    const char *state;
+    const char *cache_dir;
 };
 
 static int add_disk_arg(struct config_args *a, const char *arg)
@@ -172,10 +180,18 @@ static int load_config(const struct config_args *a, struct conf *c)
     struct conf_diag diag = {0};
 
     conf_init(c);
+    if (a->cache_dir) {
+        c->mount.cache_dir = realpath(a->cache_dir, NULL);
+        if (!c->mount.cache_dir)
+            conf_diag_add(&diag, "command line: --cache-dir '%s': %s",
+                          a->cache_dir, strerror(errno));
+    }
     if (a->config)
         conf_load_file(c, a->config, &diag);
     for (size_t i = 0; i < a->ndisks; i++)
         conf_add_disk_arg(c, a->disks[i], &diag);
+    if (diag.n == 0 && a->state)
+        fs_state_apply(c, a->state, &diag);
     if (diag.n == 0)
         conf_validate(c, &diag);
     if (diag.n) {
@@ -185,6 +201,21 @@ static int load_config(const struct config_args *a, struct conf *c)
         return EXIT_USAGE;
     }
     return 0;
+}
+
+/* path made absolute against the current directory (the daemon moves to
+ * / when it detaches) */
+static char *absolute(const char *path)
+{
+    char *r, *cwd;
+
+    if (path[0] == '/')
+        return strdup(path);
+    cwd = getcwd(NULL, 0);
+    if (!cwd || asprintf(&r, "%s/%s", cwd, path) < 0)
+        r = NULL;
+    free(cwd);
+    return r;
 }
 
 static int exit_code_for(int r)
@@ -245,6 +276,8 @@ static int cmd_mount(int argc, char **argv)
         {"log", required_argument, NULL, 'D'},
         {"allow-other", no_argument, NULL, 'a'},
         {"threads", required_argument, NULL, 't'},
+        {"state", required_argument, NULL, 's'},
+        {"cache-dir", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -255,7 +288,7 @@ static int cmd_mount(int argc, char **argv)
     struct dl_ctx *ctx = NULL;
     struct fs_mount *m = NULL;
     struct conf c;
-    _cleanup_free_ char *msg = NULL, *mountpoint = NULL;
+    _cleanup_free_ char *msg = NULL, *mountpoint = NULL, *state = NULL;
     const char **debug = NULL;
     size_t ndebug = 0;
     uint64_t threads = 0;
@@ -288,6 +321,12 @@ static int cmd_mount(int argc, char **argv)
         }
         case 'o':
             ro.fuse_opts = optarg;
+            break;
+        case 's':
+            ca.state = optarg;
+            break;
+        case 'C':
+            ca.cache_dir = optarg;
             break;
         case 'a':
             ro.allow_other = true;
@@ -358,7 +397,11 @@ static int cmd_mount(int argc, char **argv)
         code = EXIT_RUNTIME;
         goto out;
     }
-    r = fs_mount_new(ctx, &c, &m, &msg);
+    if (ca.state && !(state = absolute(ca.state))) {
+        code = EXIT_RUNTIME;
+        goto out;
+    }
+    r = fs_mount_new(ctx, &c, state, &m, &msg);
     if (r < 0) {
         fprintf(stderr, "diskstack: %s\n", msg ? msg : strerror(-r));
         code = exit_code_for(r);
@@ -393,6 +436,8 @@ static int cmd_check(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"disk", required_argument, NULL, 'k'},
+        {"state", required_argument, NULL, 's'},
+        {"cache-dir", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -410,6 +455,12 @@ static int cmd_check(int argc, char **argv)
         case 'k':
             if (add_disk_arg(&ca, optarg) < 0)
                 return EXIT_RUNTIME;
+            break;
+        case 's':
+            ca.state = optarg;
+            break;
+        case 'C':
+            ca.cache_dir = optarg;
             break;
         case 'h':
             fputs(usage_check, stdout);
@@ -490,7 +541,7 @@ static int cmd_info(int argc, char **argv)
     }
     if (optind + 1 != argc)
         return usage_error(usage_info, "info takes one SPEC");
-    r = conf_parse_spec(argv[optind], NULL, NULL, &n, &msg);
+    r = conf_parse_spec(argv[optind], NULL, NULL, NULL, &n, &msg);
     if (r == 0)
         r = dl_node_validate(n, &msg);
     if (r < 0) {

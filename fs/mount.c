@@ -81,18 +81,48 @@ static int build_tree(struct fs_mount *m)
         r = add_node(m, ctl, FS_CTL_DISKS, "disks", NULL);
     for (size_t i = 0; r == 0 && i < m->ndisks; i++) {
         struct fs_disk *d = m->disks[i];
-        uint64_t dir = m->nnodes + 1;
+        uint64_t dir = m->nnodes + 1, ldir;
 
         r = add_node(m, ctl, FS_DISK_DIR, d->name, d);
         if (r == 0)
             r = add_node(m, dir, FS_CTL_INFO, "info", d);
         if (r == 0)
             r = add_node(m, dir, FS_CTL_SIZE, "size", d);
+        if (r < 0 || !d->layered)
+            continue;
+        r = add_node(m, dir, FS_CTL_LAYERS, "layers", d);
+        if (r == 0)
+            r = add_node(m, dir, FS_CTL_SNAPSHOT, "snapshot", d);
+        ldir = m->nnodes + 1;
+        if (r == 0)
+            r = add_node(m, dir, FS_LAYER_DIR, "layer", d);
+        /* layer/N for every number a layer may have; only those of the
+         * layers there now exist */
+        for (unsigned k = 0; r == 0 && k < FS_MAX_LAYERS; k++) {
+            r = add_node(m, ldir, FS_LAYER, NULL, d);
+            if (r == 0) {
+                struct fs_node *n = &m->nodes[m->nnodes - 1];
+
+                n->layer = k;
+                snprintf(n->number, sizeof(n->number), "%u", k);
+            }
+        }
     }
+    /* names of layer/N nodes point into the nodes, which moved while the
+     * array grew */
+    for (size_t i = 0; r == 0 && i < m->nnodes; i++)
+        if (m->nodes[i].kind == FS_LAYER)
+            m->nodes[i].name = m->nodes[i].number;
     return r;
 }
 
-int fs_mount_new(struct dl_ctx *ctx, const struct conf *c,
+bool fs_node_exists(struct fs_mount *m, const struct fs_node *n)
+{
+    return n->kind != FS_LAYER ||
+           n->layer < dl_layer_count(n->disk->layered);
+}
+
+int fs_mount_new(struct dl_ctx *ctx, struct conf *c, const char *state_path,
                  struct fs_mount **ret, char **ret_msg)
 {
     struct fs_mount *m = calloc(1, sizeof(*m));
@@ -110,13 +140,17 @@ int fs_mount_new(struct dl_ctx *ctx, const struct conf *c,
     r = dl_bufpool_new(FS_MAX_IO, 16, &m->pool);
     if (r < 0)
         goto fail;
+    if (state_path && !(m->state_path = strdup(state_path))) {
+        r = -ENOMEM;
+        goto fail;
+    }
     m->disks = calloc(c->ndisks ? c->ndisks : 1, sizeof(*m->disks));
     if (!m->disks) {
         r = -ENOMEM;
         goto fail;
     }
     for (size_t i = 0; i < c->ndisks; i++) {
-        const struct conf_disk *cd = &c->disks[i];
+        struct conf_disk *cd = &c->disks[i];
         struct fs_disk *d = calloc(1, sizeof(*d));
         int64_t t = (int64_t)m->start.tv_sec * 1000000000 + m->start.tv_nsec;
 
@@ -133,6 +167,9 @@ int fs_mount_new(struct dl_ctx *ctx, const struct conf *c,
             dl_msg_prefix(ret_msg, "disk '%s'", cd->name);
             goto fail;
         }
+        d->layered = dl_layered_of(d->disk);
+        d->read_only = cd->read_only;
+        d->stack = TAKE_PTR(cd->stack); /* kept for --state */
         d->mode = dl_read_only(d->disk) ? 0400 : 0600;
         d->uid = m->uid;
         d->gid = m->gid;
@@ -187,11 +224,13 @@ void fs_mount_free(struct fs_mount *m)
             dl_remove_resize_listener(d->disk, on_resize, d);
             dl_close(d->disk);
         }
+        dl_node_free(d->stack);
         free(d->name);
         free(d);
     }
     free(m->disks);
     free(m->nodes);
+    free(m->state_path);
     dl_bufpool_free(m->pool);
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -199,29 +238,35 @@ void fs_mount_free(struct fs_mount *m)
 
 struct fs_node *fs_node_get(struct fs_mount *m, uint64_t ino)
 {
-    return ino >= 1 && ino <= m->nnodes ? &m->nodes[ino - 1] : NULL;
+    struct fs_node *n = ino >= 1 && ino <= m->nnodes ? &m->nodes[ino - 1]
+                                                     : NULL;
+
+    return n && fs_node_exists(m, n) ? n : NULL;
 }
 
 struct fs_node *fs_node_lookup(struct fs_mount *m, uint64_t parent,
                                const char *name)
 {
     for (size_t i = 1; i < m->nnodes; i++)
-        if (m->nodes[i].parent == parent && strcmp(m->nodes[i].name, name) == 0)
-            return &m->nodes[i];
+        if (m->nodes[i].parent == parent &&
+            strcmp(m->nodes[i].name, name) == 0)
+            return fs_node_exists(m, &m->nodes[i]) ? &m->nodes[i] : NULL;
     return NULL;
 }
 
 struct fs_node *fs_node_child(struct fs_mount *m, uint64_t parent, size_t idx)
 {
     for (size_t i = 1; i < m->nnodes; i++)
-        if (m->nodes[i].parent == parent && idx-- == 0)
+        if (m->nodes[i].parent == parent && fs_node_exists(m, &m->nodes[i]) &&
+            idx-- == 0)
             return &m->nodes[i];
     return NULL;
 }
 
 static bool is_dir(enum fs_kind k)
 {
-    return k == FS_ROOT || k == FS_CTL_DIR || k == FS_DISK_DIR;
+    return k == FS_ROOT || k == FS_CTL_DIR || k == FS_DISK_DIR ||
+           k == FS_LAYER_DIR;
 }
 
 void fs_node_stat(struct fs_mount *m, const struct fs_node *n, struct stat *st)
@@ -255,6 +300,17 @@ void fs_node_stat(struct fs_mount *m, const struct fs_node *n, struct stat *st)
         st->st_gid = d->gid;
         st->st_atim = d->atime;
         pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    if (n->kind == FS_LAYER) {
+        struct dl_layer_desc ld;
+
+        st->st_mode = S_IFREG | 0400;
+        if (dl_layer_describe(n->disk->layered, n->layer, &ld) == 0) {
+            st->st_size = (off_t)ld.size;
+            st->st_blocks = (blkcnt_t)((ld.held + 511) / 512);
+        }
+        st->st_blksize = dl_physical_sector_size(n->disk->disk);
         return;
     }
     st->st_mode = S_IFREG | ctl_mode(n->kind);
@@ -294,8 +350,17 @@ int fs_handle_new(struct fs_mount *m, struct fs_node *n, int flags,
     h->node = n;
     h->disk = n->disk;
     h->writable = (flags & O_ACCMODE) != O_RDONLY;
-    if (n->kind == FS_IMAGE)
+    if (n->kind == FS_IMAGE) {
+        h->target = n->disk->disk;
         h->initiator = atomic_fetch_add(&m->next_initiator, 1);
+    } else if (n->kind == FS_LAYER) {
+        /* held until release: the layer stays while it is viewed */
+        h->target = dl_layer_view_get(n->disk->layered, n->layer);
+        if (!h->target) {
+            free(h);
+            return -ENOENT;
+        }
+    }
     pthread_mutex_lock(&m->lock);
     h->next = m->handles;
     h->pprev = &m->handles;
@@ -314,6 +379,8 @@ void fs_handle_free(struct fs_mount *m, struct fs_handle *h)
     if (h->next)
         h->next->pprev = h->pprev;
     pthread_mutex_unlock(&m->lock);
+    if (h->node->kind == FS_LAYER)
+        dl_layer_view_put(h->disk->layered, h->node->layer);
     ctl_free(h->ctl);
     free(h);
 }

@@ -25,12 +25,24 @@ enum fs_kind {
     FS_DISK_DIR,  /* .ctl/NAME/ */
     FS_CTL_INFO,  /* .ctl/NAME/info */
     FS_CTL_SIZE,  /* .ctl/NAME/size */
+    FS_CTL_LAYERS,   /* .ctl/NAME/layers */
+    FS_CTL_SNAPSHOT, /* .ctl/NAME/snapshot */
+    FS_LAYER_DIR,    /* .ctl/NAME/layer/ */
+    FS_LAYER,        /* .ctl/NAME/layer/N: what layer N alone holds */
 };
+
+/* layer/N files exist for layers 0 .. FS_MAX_LAYERS-1 that are there */
+#define FS_MAX_LAYERS 64
 
 struct fs_disk {
     struct fs_mount *m;
     char *name;
     struct dl_disk *disk;
+    struct dl_disk *layered; /* the stack's layered disk, or NULL */
+    /* The stack's description, kept as snapshots change it (for --state);
+     * protected by m->lock. */
+    struct dl_node *stack;
+    bool read_only;
     uint64_t ino; /* of the image file */
     /* Attributes kept in memory for the life of the mount; protected by
      * m->lock (times are atomics: writes move them without the lock). */
@@ -44,14 +56,17 @@ struct fs_disk {
 struct fs_node {
     uint64_t ino, parent;
     enum fs_kind kind;
-    const char *name; /* points into the disk or a literal */
+    const char *name; /* points into the disk, a literal or number */
     struct fs_disk *disk;
+    unsigned layer;   /* FS_LAYER: its number */
+    char number[4];
 };
 
 /* One open file description. */
 struct fs_handle {
     struct fs_node *node;
     struct fs_disk *disk;
+    struct dl_disk *target; /* images: the disk, or the layer of a view */
     bool writable;
     uint32_t initiator; /* "fd-N" */
     struct fs_ctl *ctl; /* control files only */
@@ -72,9 +87,12 @@ struct fs_mount {
     struct timespec start;
     _Atomic uint32_t next_initiator;
     struct dl_bufpool *pool; /* read buffers */
+    char *state_path;        /* --state FILE, or NULL */
     /* Set by the FUSE binding: tell the kernel that the attributes of an
      * inode changed (never called from inside a read handler). */
     void (*inval)(void *opaque, uint64_t ino);
+    /* ... and that an entry of a directory is gone */
+    void (*inval_entry)(void *opaque, uint64_t parent, const char *name);
     void *inval_opaque;
 };
 
@@ -87,8 +105,13 @@ struct fs_mount {
  * build the tree. On failure ret_msg names the disk, the part and the
  * reason, and the return value tells a configuration error (-EINVAL and
  * the like: exit 2) from a runtime one (-EIO, -ENOMEM: exit 1). */
-int fs_mount_new(struct dl_ctx *ctx, const struct conf *c,
+int fs_mount_new(struct dl_ctx *ctx, struct conf *c, const char *state_path,
                  struct fs_mount **ret, char **ret_msg);
+/* Record every disk's stack in the state file, atomically. */
+int fs_state_save(struct fs_mount *m, char **ret_msg);
+/* Replace the stacks of c's disks with those the state file records. */
+int fs_state_apply(struct conf *c, const char *state_path,
+                   struct conf_diag *diag);
 /* Flush every disk; returns the first error (each is logged). */
 int fs_mount_flush_all(struct fs_mount *m);
 /* Close every disk and free everything, open handles included. */
@@ -123,7 +146,8 @@ int64_t image_write(struct fs_handle *h, const void *buf, uint64_t off,
 int image_fsync(struct fs_handle *h);
 int image_fallocate(struct fs_handle *h, int mode, uint64_t off,
                     uint64_t len);
-int image_lseek(struct fs_disk *d, uint64_t off, int whence, uint64_t *ret);
+int image_lseek(struct dl_disk *disk, uint64_t off, int whence,
+                uint64_t *ret);
 /* truncate/ftruncate: grow, or no-op for the size 0 the kernel sends on
  * O_TRUNC (has_fh false); a smaller size is -EPERM. */
 int image_set_size(struct fs_disk *d, uint64_t size, bool has_fh);
@@ -141,5 +165,7 @@ int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len);
 void ctl_free(struct fs_ctl *c);
 /* 0400 for read-only control files, 0600 for ones taking commands */
 mode_t ctl_mode(enum fs_kind kind);
+/* Is this node there now? (layer/N only while layer N exists) */
+bool fs_node_exists(struct fs_mount *m, const struct fs_node *n);
 
 #endif

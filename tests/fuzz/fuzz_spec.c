@@ -14,7 +14,8 @@ static void spec_as_spec(const char *text)
     struct dl_node *n = NULL;
     int r;
 
-    r = conf_parse_spec(text, "fuzz", FUZZ_BASE_DIR, &n, &msg);
+    r = conf_parse_spec(text, "fuzz", FUZZ_BASE_DIR, "/nonexistent-cache", &n,
+                        &msg);
     fuzz_check_msg(r, msg);
     if (r < 0) {
         FUZZ_CHECK(!n);

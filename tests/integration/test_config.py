@@ -83,8 +83,8 @@ MALFORMED = [
      2, "disks.[0].name: \"bad/name\": a disk name cannot contain '/'"),
     ('mount: { allow_other = "yes"; };\ndisks = ();\n',
      1, 'mount.allow_other: "yes": must be true or false'),
-    ('disks = (\n { name = "a.img"; stack = "mem:1G"; }\n);\n',
-     2, "disks.[0].stack: \"mem:1G\": unknown disk kind 'mem'"),
+    ('disks = (\n { name = "a.img"; stack = "tape:1G"; }\n);\n',
+     2, "disks.[0].stack: \"tape:1G\": unknown disk kind 'tape'"),
     ('disks = (\n { name = "a.img";\n   stack = "file:x.raw;create=12Q"; }\n);\n',
      3, "option 'create': must be a size"),
     ('disks = (\n { name = "a.img"; stack = "x.raw"; },\n'

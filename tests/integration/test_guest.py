@@ -333,3 +333,26 @@ def test_guest_ext4(vm, mount, tmp_path):
     gone = _debugfs(backing, "stat /host/delete-me")
     assert "File not found" in gone.stderr, \
         "host/delete-me still in the image:\n%s%s" % (gone.stdout, gone.stderr)
+
+
+@pytest.mark.slow
+def test_guest_memdiff(vm, mount, tmp_path):
+    """A guest on memdiff: over a file writes into memory; the image shows
+    them, the file below stays as it was."""
+    backing = make_file(tmp_path / "backing.img", DISK_SIZE,
+                        [(SEED_OFF, vm.seed)])
+    before = backing.read_bytes()
+    d = mount("--disk", "disk.img=memdiff:%s" % backing)
+    image = d.path("disk.img")
+    writes = ",".join("%d:%d:%d:%s" % (off, src, length, how)
+                      for _, off, src, length, how in RAW_LAYOUT)
+    append = ("vmtest.mode=raw vmtest.size=%d vmtest.seed=%d vmtest.writes=%s"
+              % (DISK_SIZE, SEED_OFF, writes))
+    vm.boot(tmp_path, append, image, "cache=none,aio=io_uring", "memdiff")
+    expected = _expected_raw(vm)
+    with open(image, "rb") as f:
+        got = f.read()
+    assert got == expected, "the image differs from what the guest wrote\n" + \
+        _diff_summary(expected, got, vm.pattern)
+    d.stop()
+    assert backing.read_bytes() == before, "the file below was written"
