@@ -465,13 +465,43 @@ int dl_prealloc(struct dl_disk *d, uint64_t off, uint64_t len,
 
 /* The driver's report is clipped to the request, merged where adjacent
  * pieces have the same type, and gaps are reported as data. */
+struct ext_piece {
+    uint64_t off, len;
+    unsigned type;
+};
+
 struct ext_state {
     dl_extent_fn fn;
     void *opaque;
     uint64_t pos, end;      /* next offset to report, end of the request */
     uint64_t p_off, p_len;  /* pending piece, not yet passed on */
     unsigned p_type;
+    /* For a driver whose thread model holds a lock during the op, pieces
+     * are kept here and passed on after the lock is released: the caller
+     * may do I/O on the same disk from its callback. */
+    bool keep;
+    struct ext_piece *kept;
+    size_t nkept, cap;
 };
+
+static int ext_pass(struct ext_state *s, uint64_t off, uint64_t len,
+                    unsigned type)
+{
+    if (s->keep) {
+        if (s->nkept == s->cap) {
+            size_t cap = s->cap ? 2 * s->cap : 64;
+            struct ext_piece *k = realloc(s->kept, cap * sizeof(*k));
+
+            if (!k)
+                return -ENOMEM;
+            s->kept = k;
+            s->cap = cap;
+        }
+        s->kept[s->nkept++] = (struct ext_piece){off, len, type};
+        return 0;
+    }
+    return s->fn(s->opaque, off, len, type);
+}
 
 static int ext_emit(struct ext_state *s, uint64_t off, uint64_t len,
                     unsigned type)
@@ -485,7 +515,7 @@ static int ext_emit(struct ext_state *s, uint64_t off, uint64_t len,
         return 0;
     }
     if (s->p_len) {
-        r = s->fn(s->opaque, s->p_off, s->p_len, s->p_type);
+        r = ext_pass(s, s->p_off, s->p_len, s->p_type);
         if (r)
             return r;
     }
@@ -535,6 +565,7 @@ int dl_extents(struct dl_disk *d, uint64_t off, uint64_t len, dl_extent_fn fn,
     r = check_range(d, off, len);
     if (r == 0 && len) {
         if (d->drv->extents) {
+            s.keep = d->serial_lock != NULL;
             serial_enter(d);
             r = d->drv->extents(d, off, len, ext_collect, &s);
             serial_leave(d);
@@ -542,7 +573,10 @@ int dl_extents(struct dl_disk *d, uint64_t off, uint64_t len, dl_extent_fn fn,
         if (r == 0 && s.pos < s.end)
             r = ext_emit(&s, s.pos, s.end - s.pos, 0);
         if (r == 0 && s.p_len)
-            r = fn(opaque, s.p_off, s.p_len, s.p_type);
+            r = ext_pass(&s, s.p_off, s.p_len, s.p_type);
+        for (size_t i = 0; r == 0 && i < s.nkept; i++)
+            r = fn(opaque, s.kept[i].off, s.kept[i].len, s.kept[i].type);
+        free(s.kept);
     }
     io_leave(d);
     return r;
@@ -615,7 +649,9 @@ int dl_layer_write_no_overwrite(struct dl_disk *d, const void *buf,
 
     if (!d->drv->layer || !d->drv->layer->write_no_overwrite)
         return -EOPNOTSUPP;
-    r = begin(d, off, len, &no_req, 0, true);
+    /* a read cache is filled even when it is logically read-only (an
+     * autocache layer); normal writes to it are refused */
+    r = begin(d, off, len, &no_req, 0, false);
     if (r < 0)
         return r;
     if (len) {
@@ -876,7 +912,12 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
     const struct dl_driver *drv = n->drv;
     _cleanup_free_ char *msg = NULL;
     struct dl_disk *d;
-    bool ro = (flags & (DL_OPEN_RDONLY | DL_OPEN_DRY_RUN)) || n->read_only;
+    /* In a dry run every part is opened without writing, but drivers
+     * still learn which parts are meant to be writable (a layered disk
+     * checks its write path). */
+    /* A read cache marked read-only is read-only for writes only: it is
+     * opened writable so that reads can fill it. */
+    bool ro = (flags & DL_OPEN_RDONLY) || (n->read_only && !n->read_cache);
     unsigned cflags = flags | (ro ? DL_OPEN_RDONLY : 0);
     pthread_rwlockattr_t rwa;
     int r;
@@ -965,7 +1006,7 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
             goto fail;
         }
     }
-    if (ro)
+    if (ro || n->read_only || (flags & DL_OPEN_DRY_RUN))
         d->read_only = true;
 
     switch (drv->thread_model) {

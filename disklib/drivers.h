@@ -7,6 +7,7 @@
 extern const struct dl_driver dl_file_driver;
 extern const struct dl_driver dl_ram_driver;
 extern const struct dl_driver dl_layered_driver;
+extern const struct dl_driver dl_sqlite_driver;
 
 /* Parameter indices of the file driver (its table's order), for conf. */
 enum {
@@ -20,6 +21,13 @@ enum {
 enum {
     DL_RAM_SIZE,
     DL_RAM_SECTOR,
+};
+
+enum {
+    DL_SQLITE_PATH,
+    DL_SQLITE_CREATE,
+    DL_SQLITE_SIZE,
+    DL_SQLITE_SECTOR,
 };
 
 #endif

@@ -145,16 +145,19 @@ static int layered_open(struct dl_disk *d, const struct dl_node *n,
         }
     }
     /* Bottom up, so that a layer can take size and sector size from the
-     * one below. */
+     * one below. A read cache is opened writable to be filled, even when
+     * it is read-only for writes. */
     for (size_t i = n->nchild; i-- > 0;) {
+        bool open_ro = s->li[i].configured_ro && !s->li[i].read_cache;
+
         r = dl_open_child(d, n, i,
                           (flags & ~DL_OPEN_RDONLY) |
-                              (s->li[i].configured_ro ? DL_OPEN_RDONLY : 0),
+                              (open_ro ? DL_OPEN_RDONLY : 0),
                           i + 1 < n->nchild ? d->child[i + 1] : NULL,
                           ret_msg);
         if (r < 0)
             return r; /* the message names the part */
-        if (s->li[i].frozen)
+        if (s->li[i].frozen || s->li[i].configured_ro)
             d->child[i]->read_only = true;
     }
     for (size_t i = 0; i < n->nchild; i++) {
@@ -195,7 +198,10 @@ static int layered_open(struct dl_disk *d, const struct dl_node *n,
     }
     if (!ro) {
         for (size_t i = 0; i < write_path_len(d); i++) {
-            if (dl_read_only(d->child[i])) {
+            /* in a dry run every part is read-only: judge by what the
+             * configuration says */
+            if (s->li[i].configured_ro ||
+                (!(flags & DL_OPEN_DRY_RUN) && dl_read_only(d->child[i]))) {
                 layer_name(d, i, name, sizeof(name));
                 dl_msg(ret_msg, "%s is read-only but in the write path of a "
                        "writable disk", name);

@@ -187,11 +187,11 @@ static int ram_layer_read(struct dl_disk *d, void *buf, uint64_t off,
             uint64_t at = c.pos + (uint64_t)k * lss;
             bool held = l && (l->held[ci] >> (c.first + k) & 1);
 
-            if (off + at >= s->zero_after || (held && !l->data[ci])) {
-                memset(out + at, 0, lss);
-                dl_presence_mark(p, sec0 + k, 1);
-            } else if (held) {
+            if (held && l->data[ci]) {
                 memcpy(out + at, l->data[ci] + (c.first + k) * lss, lss);
+                dl_presence_mark(p, sec0 + k, 1);
+            } else if (held || off + at >= s->zero_after) {
+                memset(out + at, 0, lss);
                 dl_presence_mark(p, sec0 + k, 1);
             }
         }
@@ -325,37 +325,36 @@ static int ram_extents(struct dl_disk *d, uint64_t off, uint64_t len,
     uint64_t pos = off;
     int r = 0;
 
+    /* not held: from below, except past zero_after where it is zero */
+#define UNHELD_AT(p)                                                           \
+    ((p) >= s->zero_after                                                      \
+         ? DL_EXTENT_HOLE | DL_EXTENT_ZERO                                     \
+         : DL_EXTENT_HOLE | DL_EXTENT_ZERO | DL_EXTENT_UNHELD)
+
     pthread_rwlock_rdlock(&s->lock);
     while (pos < end && r == 0) {
         uint64_t chunk = pos / CHUNK;
-        struct leaf *l;
+        struct leaf *l = leaf_of(s, chunk, false);
 
-        if (pos >= s->zero_after) {
-            r = fn(opaque, pos, end - pos, DL_EXTENT_HOLE | DL_EXTENT_ZERO);
-            break;
-        }
-        l = leaf_of(s, chunk, false);
         if (!l || !l->used) {
-            /* skip the whole leaf (FANOUT chunks) */
-            uint64_t next = (chunk / FANOUT + 1) * FANOUT * CHUNK;
+            /* skip the whole leaf (FANOUT chunks), up to zero_after */
+            uint64_t next = MIN((chunk / FANOUT + 1) * FANOUT * CHUNK, end);
 
-            next = MIN(MIN(next, end), s->zero_after);
-            r = fn(opaque, pos, next - pos,
-                   DL_EXTENT_HOLE | DL_EXTENT_ZERO | DL_EXTENT_UNHELD);
+            if (pos < s->zero_after && next > s->zero_after)
+                next = s->zero_after;
+            r = fn(opaque, pos, next - pos, UNHELD_AT(pos));
             pos = next;
             continue;
         }
         {
             unsigned ci = (unsigned)(chunk % FANOUT);
             unsigned first = (unsigned)((pos % CHUNK) / lss);
-            uint64_t stop = MIN(MIN((chunk + 1) * CHUNK, end), s->zero_after);
+            uint64_t stop = MIN((chunk + 1) * CHUNK, end);
 
             for (unsigned k = first; pos < stop && r == 0; k++) {
-                unsigned type =
-                    !(l->held[ci] >> k & 1)
-                        ? DL_EXTENT_HOLE | DL_EXTENT_ZERO | DL_EXTENT_UNHELD
-                    : l->data[ci] ? 0
-                                  : DL_EXTENT_ZERO;
+                unsigned type = !(l->held[ci] >> k & 1) ? UNHELD_AT(pos)
+                                : l->data[ci]           ? 0
+                                                        : DL_EXTENT_ZERO;
 
                 r = fn(opaque, pos, lss, type);
                 pos += lss;
@@ -363,6 +362,7 @@ static int ram_extents(struct dl_disk *d, uint64_t off, uint64_t len,
         }
     }
     pthread_rwlock_unlock(&s->lock);
+#undef UNHELD_AT
     return r;
 }
 

@@ -7,6 +7,7 @@ static const struct dl_driver *const drivers[] = {
     &dl_file_driver,
     &dl_layered_driver,
     &dl_ram_driver,
+    &dl_sqlite_driver,
     NULL,
 };
 

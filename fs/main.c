@@ -34,6 +34,7 @@ static const char usage_main[] =
     "  check   validate a configuration and print it resolved\n"
     "  info    open a stack read-only and describe it\n"
     "  ctl     send a command to a control file of a mount\n"
+    "  create  make a new empty image (raw, sqlite)\n"
     "\n"
     "  diskstack COMMAND --help    help on a command\n"
     "  diskstack --version         the version\n"
@@ -92,6 +93,16 @@ static const char usage_info[] =
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration "
     "error.\n";
+
+static const char usage_create[] =
+    "Usage: diskstack create [--sector N] KIND PATH SIZE\n"
+    "\n"
+    "Make a new, empty image of SIZE bytes (8G, 512M, ...) at PATH, which\n"
+    "must not exist. KIND: raw (a sparse raw file) or sqlite (an sqlite\n"
+    "layer database, for sql: and sqldiff:). --sector gives the logical\n"
+    "sector size (512 or 4096; default 512).\n"
+    "\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 usage error.\n";
 
 static const char usage_ctl[] =
     "Usage: diskstack ctl MOUNTPOINT DISK FILE [COMMAND...]\n"
@@ -493,7 +504,10 @@ static int cmd_check(int argc, char **argv)
     for (size_t i = 0; i < c.ndisks; i++) {
         struct dl_disk *d = NULL;
         char *msg = NULL;
-        int r = dl_open(ctx, c.disks[i].stack, DL_OPEN_DRY_RUN, &d, &msg);
+        int r = dl_open(ctx, c.disks[i].stack,
+                        DL_OPEN_DRY_RUN |
+                            (c.disks[i].read_only ? DL_OPEN_RDONLY : 0),
+                        &d, &msg);
 
         if (r < 0) {
             fprintf(stderr, "diskstack: disk '%s': %s\n", c.disks[i].name,
@@ -577,6 +591,92 @@ static int cmd_info(int argc, char **argv)
     printf("stack (opened read-only):\n");
     dl_describe(d, stdout, 2);
 out:
+    dl_close(d);
+    dl_node_free(n);
+    dl_ctx_free(ctx);
+    return code;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"sector", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct {
+        const char *kind, *driver, *create;
+    } kinds[] = {
+        {"raw", "file", "create"},  /* create=SIZE */
+        {"sqlite", "sqlite", NULL}, /* create=true, size=SIZE */
+    };
+    _cleanup_free_ char *msg = NULL, *path = NULL;
+    const char *sector = NULL;
+    struct dl_node *n = NULL;
+    struct dl_disk *d = NULL;
+    struct dl_ctx *ctx = NULL;
+    size_t k;
+    int opt, r, code = 0;
+
+    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        if (opt == 's') {
+            sector = optarg;
+            continue;
+        }
+        if (opt == 'h') {
+            fputs(usage_create, stdout);
+            return 0;
+        }
+        fputs(usage_create, stderr);
+        return EXIT_USAGE;
+    }
+    if (argc - optind != 3)
+        return usage_error(usage_create, "create takes KIND PATH SIZE");
+    for (k = 0; k < ARRAY_SIZE(kinds); k++)
+        if (strcmp(kinds[k].kind, argv[optind]) == 0)
+            break;
+    if (k == ARRAY_SIZE(kinds))
+        return usage_error(usage_create, "unknown kind '%s' (raw, sqlite)",
+                           argv[optind]);
+    if (access(argv[optind + 1], F_OK) == 0) {
+        fprintf(stderr, "diskstack: %s exists already\n", argv[optind + 1]);
+        return EXIT_RUNTIME;
+    }
+    path = absolute(argv[optind + 1]);
+    if (!path || dl_node_new(dl_find_driver(kinds[k].driver), &n) < 0)
+        return EXIT_RUNTIME;
+    r = dl_node_set(n, "path", path, &msg);
+    if (r == 0 && kinds[k].create)
+        r = dl_node_set(n, kinds[k].create, argv[optind + 2], &msg);
+    if (r == 0 && !kinds[k].create) {
+        r = dl_node_set(n, "create", "true", &msg);
+        if (r == 0)
+            r = dl_node_set(n, "size", argv[optind + 2], &msg);
+    }
+    if (r == 0 && sector)
+        r = dl_node_set(n, "sector", sector, &msg);
+    if (r == 0)
+        r = dl_node_validate(n, &msg);
+    if (r < 0) {
+        fprintf(stderr, "diskstack: %s\n", msg ? msg : strerror(-r));
+        dl_node_free(n);
+        return EXIT_USAGE;
+    }
+    if (dl_ctx_new(&ctx) < 0) {
+        dl_node_free(n);
+        return EXIT_RUNTIME;
+    }
+    dl_ctx_set_log(ctx, fs_log_sink, NULL);
+    r = dl_open(ctx, n, 0, &d, &msg);
+    if (r == 0)
+        r = dl_flush(d, NULL);
+    if (r < 0) {
+        fprintf(stderr, "diskstack: %s\n", msg ? msg : strerror(-r));
+        code = exit_code_for(r);
+    } else {
+        printf("%s: %s, %" PRIu64 " bytes, %" PRIu32 "-byte sectors\n", path,
+               argv[optind], dl_size(d), dl_sector_size(d));
+    }
     dl_close(d);
     dl_node_free(n);
     dl_ctx_free(ctx);
@@ -701,6 +801,7 @@ int main(int argc, char **argv)
         {"check", cmd_check},
         {"info", cmd_info},
         {"ctl", cmd_ctl},
+        {"create", cmd_create},
     };
 
     if (argc < 2)

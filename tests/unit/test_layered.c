@@ -472,6 +472,13 @@ static void test_resize(void)
     dl_pread(d, buf, (1 << 20) - 4096, 4096, NULL);
     CHECK(buf[0] == 0 && buf[4095] == 0,
           "after shrinking and growing, the base does not show again");
+    memset(buf, 0x31, sizeof(buf));
+    CHECK_EQ(dl_pwrite(d, buf, (1 << 20) - 4096, 4096, NULL), 0,
+             "write into the regrown part");
+    memset(buf, 0, sizeof(buf));
+    dl_pread(d, buf, (1 << 20) - 4096, 4096, NULL);
+    CHECK(buf[0] == 0x31 && buf[4095] == 0x31,
+          "what is written after growing again reads back");
     free(msg);
     dl_close(d);
     unlink(base);
