@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """diskstack benchmark: fio through image files, side by side in one run.
 
-Targets (each gets a fresh daemon):
+Targets (each gets a fresh daemon, and fresh layers):
   raw            fio on the backing file itself: the limit
   ds-direct      diskstack, file:BACKING;direct      (headline row)
   ds-buffered    diskstack, file:BACKING             (reads the host page cache)
+  ds-memdiff     diskstack, memdiff:file:BACKING;direct   (a ram layer on top)
+  ds-sqldiff     diskstack, sqldiff:NEW.db;create:file:BACKING;direct
   qsd-direct     qemu-storage-daemon FUSE export, aio=io_uring,cache.direct=on
   qsd-buffered   qemu-storage-daemon FUSE export, aio=threads,cache.direct=off
+  qsd-qcow2      qemu-storage-daemon FUSE export of a new qcow2 overlay (64 KiB
+                 clusters) over BACKING, aio=io_uring,cache.direct=on
 
 Jobs (fio, ioengine=io_uring, direct=1, time based): 4k random read QD1,
 4k random read QD32, 1M sequential read QD8, 4k random write QD32, 1M
@@ -47,8 +51,12 @@ JOBS = [
     ("sw1m-qd8", ["--rw=write", "--bs=1M", "--iodepth=8"], "write"),
 ]
 
-PEER = {"ds-direct": "qsd-direct", "ds-buffered": "qsd-buffered"}
-ALL_TARGETS = ["raw", "ds-direct", "ds-buffered", "qsd-direct", "qsd-buffered"]
+PEER = {"ds-direct": "qsd-direct", "ds-buffered": "qsd-buffered",
+        "ds-memdiff": "qsd-qcow2", "ds-sqldiff": "qsd-qcow2"}
+# a layered row is also compared with diskstack's own plain stack
+PLAIN = {"ds-memdiff": "ds-direct", "ds-sqldiff": "ds-direct"}
+ALL_TARGETS = ["raw", "ds-direct", "ds-buffered", "ds-memdiff", "ds-sqldiff",
+               "qsd-direct", "qsd-buffered", "qsd-qcow2"]
 
 
 def log(*a):
@@ -155,8 +163,18 @@ class Target:
         if self.name.startswith("ds-"):
             self.mnt = os.path.join(self.work, "mnt-" + self.name)
             os.makedirs(self.mnt, exist_ok=True)
-            spec = "file:%s%s" % (self.backing,
-                                  ";direct" if self.name == "ds-direct" else "")
+            plain = "file:%s%s" % (self.backing,
+                                   "" if self.name == "ds-buffered" else ";direct")
+            if self.name == "ds-memdiff":
+                spec = "memdiff:" + plain
+            elif self.name == "ds-sqldiff":
+                db = os.path.join(self.work, "layer.db")
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(db + suffix):
+                        os.unlink(db + suffix)
+                spec = "sqldiff:%s;create:%s" % (db, plain)
+            else:
+                spec = plain
             cmd = [self.args.diskstack, "mount", "-f", "--disk", "disk.img=" + spec]
             if self.args.threads:
                 cmd += ["--threads", str(self.args.threads)]
@@ -166,10 +184,23 @@ class Target:
         else:
             self.image = os.path.join(self.work, "qsd-" + self.name + ".img")
             open(self.image, "w").close()
-            opts = ("aio=io_uring,cache.direct=on" if self.name == "qsd-direct"
-                    else "aio=threads,cache.direct=off")
-            cmd = ["qemu-storage-daemon", "--blockdev",
-                   "driver=file,node-name=f,filename=%s,%s" % (self.backing, opts),
+            if self.name == "qsd-qcow2":
+                overlay = os.path.join(self.work, "overlay.qcow2")
+                if os.path.exists(overlay):
+                    os.unlink(overlay)
+                subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
+                                "-o", "cluster_size=65536", "-b", self.backing,
+                                "-F", "raw", overlay], check=True)
+                node = ("driver=qcow2,node-name=f,file.driver=file,"
+                        "file.filename=%s,file.aio=io_uring,cache.direct=on"
+                        % overlay)
+            else:
+                opts = ("aio=io_uring,cache.direct=on"
+                        if self.name == "qsd-direct"
+                        else "aio=threads,cache.direct=off")
+                node = "driver=file,node-name=f,filename=%s,%s" % (
+                    self.backing, opts)
+            cmd = ["qemu-storage-daemon", "--blockdev", node,
                    "--export", "type=fuse,id=e,node-name=f,mountpoint=%s,writable=on"
                    % self.image]
             watch = self.image
@@ -322,7 +353,7 @@ def table(results, targets, args):
         return "%.2f×" % (x / y)
 
     for t in targets:
-        for base in ("raw", PEER.get(t)):
+        for base in ("raw", PEER.get(t), PLAIN.get(t)):
             if not base or base not in targets or base == t:
                 continue
             lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
@@ -333,6 +364,11 @@ def table(results, targets, args):
                 ratio(t, base, ("sr1m-qd8", "mibs")),
                 ratio(t, base, ("sw1m-qd8", "mibs"))))
     lines.append("")
+    lines.append("Layered rows write into a fresh layer (ds-memdiff: memory; "
+                 "ds-sqldiff: a new database; qsd-qcow2: a new overlay that "
+                 "copies a 64 KiB cluster on the first write to it) over the "
+                 "same backing file.")
+    lines.append("")
     lines.append("%d pass(es), %s each job %d s after %d s ramp, %d MiB backing file, "
                  "medians. Buffered rows (ds-buffered, qsd-buffered) read the host page "
                  "cache: compare them with each other, not with raw. \"other CPU busy\" is "
@@ -340,6 +376,53 @@ def table(results, targets, args):
                  "during a job: a high value means a noisy run."
                  % (args.passes, "alternating the target order," if args.passes > 1 else "",
                     args.runtime, args.ramp, args.size // MiB))
+    return "\n".join(lines)
+
+
+def vm_rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def ram_memory(args, backing, work):
+    """The ram layer's memory per GiB it holds, after writing min(1 GiB,
+    half the disk) in 4 KiB blocks at random places (each block once)."""
+    amount = min(GiB, args.size // 2)
+    t = Target("ds-memdiff", backing, work, args)
+    t.start()
+    try:
+        rss0 = vm_rss_kib(t.pid)
+        subprocess.run(["fio", "--name=fill", "--filename=" + t.image,
+                        "--rw=randwrite", "--bs=4k", "--size=%d" % amount,
+                        "--ioengine=io_uring", "--iodepth=32", "--direct=1",
+                        "--output-format=terse"],
+                       check=True, stdout=subprocess.DEVNULL)
+        rss1 = vm_rss_kib(t.pid)
+        info = open(os.path.join(t.mnt, ".ctl", "disk.img", "info")).read()
+    finally:
+        t.stop()
+    held = data = tables = 0
+    for line in info.splitlines():
+        f = line.split()
+        if len(f) > 2 and f[1] == "ram":
+            kv = dict(x.split("=") for x in f[2:])
+            held, data = int(kv["held"]), int(kv.get("memory-data", 0))
+            tables = int(kv.get("memory-tables", 0))
+    if not held:
+        raise RuntimeError("the ram layer holds nothing after the writes")
+    lines = ["", "The ram layer after %d MiB of 4 KiB random writes "
+             "(each block once):" % (amount // MiB), "",
+             "| held MiB | data MiB | tables MiB | tables / held | daemon RSS "
+             "growth / held |", "|---:|---:|---:|---:|---:|",
+             "| %.1f | %.1f | %.2f | %.2f %% | %.3f |" % (
+                 held / MiB, data / MiB, tables / MiB, 100.0 * tables / held,
+                 (rss1 - rss0) * 1024.0 / held)]
     return "\n".join(lines)
 
 
@@ -400,6 +483,8 @@ def main():
                 if rc not in (0, None):
                     raise RuntimeError("%s exited %d" % (t, rc))
         text = table(results, targets, args)
+        if "ds-memdiff" in targets:
+            text += "\n" + ram_memory(args, backing, work)
         print(text)
         if args.out:
             with open(args.out, "w") as f:

@@ -307,6 +307,7 @@ struct dl_layer_desc {
     unsigned number;
     const char *kind, *source; /* valid while the layer exists */
     uint64_t size, held;       /* held: bytes this layer holds */
+    uint64_t mem_data, mem_tables; /* ram layers: memory used, in bytes */
     bool read_cache, write_through, read_only, frozen, snapshot;
 };
 

@@ -214,7 +214,7 @@ static int layered_open(struct dl_disk *d, const struct dl_node *n,
     d->read_only = ro;
     d->max_io = 1u << 20;
     d->max_discard = 1u << 20;
-    for (size_t i = n->nchild; i-- > 0;)
+    for (size_t i = 0; i < n->nchild; i++) /* the first id from the top */
         if (d->child[i]->has_id && !d->has_id) {
             d->has_id = true;
             memcpy(d->id, d->child[i]->id, 16);
@@ -489,6 +489,8 @@ int dl_layer_describe(struct dl_disk *d, unsigned number,
         .snapshot = s->li[i].snapshot,
     };
     r = dl_allocated(l, &ret->held);
+    if (r == 0 && l->drv == &dl_ram_driver)
+        r = dl_ram_usage(l, &ret->mem_data, &ret->mem_tables);
 out:
     pthread_mutex_unlock(&s->lock);
     return r;

@@ -44,7 +44,8 @@
  * is an ordinary read-only one that reads the WAL (and may add -shm).
  *
  * Locking: one connection (SQLITE_OPEN_NOMUTEX) serialized by s->lock, so
- * the layer runs one request at a time. The driver takes the lock itself
+ * the layer runs one request at a time; concurrent writes are committed
+ * together (group commit, see sqlite_store), queued under s->qlock. The driver takes the lock itself
  * (and declares itself parallel to the core) so that it can drop it
  * around each extents callback: the callbacks may read this same disk
  * (the conformance suite's tiling check, a layered commit reading the top
@@ -59,6 +60,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "disklib/drivers.h"
 #include "disklib/util.h"
@@ -88,6 +90,9 @@ enum {
     ST_TOTAL,
     ST_SET_SIZE,
     ST_BUMP,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_COUNT_,
 };
 
@@ -115,9 +120,44 @@ static const char *const sqlite_sql[ST_COUNT_] = {
     [ST_SET_SIZE] = "UPDATE diskstack_layer SET value = ?1 WHERE key = 'size'",
     [ST_BUMP] = "INSERT INTO diskstack_layer(key, value) VALUES ('flushes', 1) "
                 "ON CONFLICT(key) DO UPDATE SET value = value + 1",
+    [ST_SAVEPOINT] = "SAVEPOINT request",
+    [ST_RELEASE] = "RELEASE request",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO request",
 };
 
+/* A write waiting for the group commit (see sqlite_store). */
+struct pending {
+    const void *buf;
+    uint64_t off, len;
+    bool hold;
+    int result;
+    bool done;
+    struct pending *next;
+};
+
+/* The WAL is checkpointed into the database by a thread of the layer's
+ * own, on a connection of its own, once it holds this many frames (about
+ * 16 MiB); a writer checkpoints itself only when the WAL runs far ahead. */
+#define CKPT_FRAMES 4096
+#define CKPT_FRAMES_HARD (8 * CKPT_FRAMES)
+
 struct sqlite_state {
+    /* The checkpointer: started on the first write (the stack is opened
+     * before the daemon detaches, and a fork keeps no threads). ckpt_lock
+     * protects ckpt_*; wal_frames is set by the WAL hook. */
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    pthread_t ckpt_thread;
+    bool ckpt_started, ckpt_stop;
+    sqlite3 *ckpt_db;
+    char *path;
+    _Atomic int wal_frames;
+    /* Writes waiting to be committed, and whether one of their threads
+     * commits for all of them; protected by qlock, taken before lock. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qdone;
+    struct pending *queue, **qtail;
+    bool committing;
     pthread_mutex_t lock; /* protects everything below, and the connection */
     sqlite3 *db;          /* NULL: a dry run of a database not made yet */
     sqlite3_stmt *st[ST_COUNT_];
@@ -391,6 +431,8 @@ static int clear_range(struct dl_disk *d, int64_t a, int64_t b,
     if (r < 0)
         return r;
     r = sq_lookup(d, ST_LAST, a, b, &l);
+    if (r == 0)
+        return 0; /* no run starts inside: nothing more to drop */
     if (r > 0 && l.start + l.count > b) {
         r = keep_tail(d, &l, b);
         *removed -= l.start + l.count - b;
@@ -404,46 +446,215 @@ static int clear_range(struct dl_disk *d, int64_t a, int64_t b,
     return sq_exec2(d, ST_DELETE, a, b);
 }
 
-static int sqlite_sync_for(struct dl_disk *d, const struct dl_req *rq,
-                           bool *ret_full)
+/* One request's change, inside the open write transaction: [off,
+ * off+len) held as data (buf) or as zeroes (buf NULL), or dropped (hold
+ * false). Returns the change of held sectors in *ret_delta. */
+static int apply_locked(struct dl_disk *d, const void *buf, uint64_t off,
+                        uint64_t len, bool hold, int64_t *ret_delta)
 {
-    *ret_full = rq && (rq->flags & DL_F_FUA);
-    return *ret_full ? sq_pragma_sync(d, true) : 0;
+    const int64_t a = (int64_t)(off / d->lss), n = (int64_t)(len / d->lss);
+    int64_t removed = 0;
+    int r = clear_range(d, a, a + n, &removed);
+
+    if (r == 0 && hold)
+        r = insert_run(d, a, n, buf);
+    *ret_delta = (hold ? n : 0) - removed;
+    return r;
+}
+
+/* ---- checkpoints ---- */
+
+static int wal_hook(void *opaque, sqlite3 *db, const char *name, int frames)
+{
+    struct sqlite_state *s = opaque;
+
+    atomic_store(&s->wal_frames, frames);
+    if (frames >= CKPT_FRAMES_HARD) {
+        /* the checkpointer cannot keep up: hold the writers back */
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                  NULL);
+    } else if (frames >= CKPT_FRAMES) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        pthread_cond_signal(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *opaque)
+{
+    struct sqlite_state *s = opaque;
+
+    pthread_mutex_lock(&s->ckpt_lock);
+    while (!s->ckpt_stop) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->ckpt_cond, &s->ckpt_lock, &until);
+        if (s->ckpt_stop || atomic_load(&s->wal_frames) == 0)
+            continue;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        /* PASSIVE: copies what it can without waiting for the writers */
+        if (sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                      SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                      NULL) == SQLITE_OK)
+            atomic_store(&s->wal_frames, 0);
+        pthread_mutex_lock(&s->ckpt_lock);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return NULL;
+}
+
+/* Start the checkpointer if it is not running; on failure the writers'
+ * own checkpoints (the hard limit) keep the WAL bounded. */
+static void checkpointer_start(struct sqlite_state *s)
+{
+    pthread_mutex_lock(&s->ckpt_lock);
+    if (!s->ckpt_started) {
+        s->ckpt_started = true;
+        if (sqlite3_open_v2(s->path, &s->ckpt_db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK ||
+            pthread_create(&s->ckpt_thread, NULL, checkpointer, s) != 0) {
+            sqlite3_close_v2(s->ckpt_db);
+            s->ckpt_db = NULL;
+        }
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+}
+
+static void checkpointer_stop(struct sqlite_state *s)
+{
+    pthread_mutex_lock(&s->ckpt_lock);
+    s->ckpt_stop = true;
+    pthread_cond_signal(&s->ckpt_cond);
+    pthread_mutex_unlock(&s->ckpt_lock);
+    if (s->ckpt_db) {
+        pthread_join(s->ckpt_thread, NULL);
+        sqlite3_close_v2(s->ckpt_db);
+        s->ckpt_db = NULL;
+    }
+}
+
+/* Commit the batch of pending writes: one transaction, each write in a
+ * savepoint of its own, so that one that fails is undone alone and the
+ * others still commit. Called with s->lock held. */
+static void commit_batch_locked(struct dl_disk *d, struct pending *batch)
+{
+    struct sqlite_state *s = d->state;
+    int64_t delta = 0;
+    int r = sq_begin(d, true);
+
+    for (struct pending *p = batch; p; p = p->next) {
+        int64_t dp = 0;
+
+        p->result = r;
+        if (r < 0)
+            continue;
+        p->result = sq_exec(d, ST_SAVEPOINT);
+        if (p->result == 0)
+            p->result = apply_locked(d, p->buf, p->off, p->len, p->hold, &dp);
+        if (p->result < 0) {
+            sq_exec(d, ST_ROLLBACK_TO);
+            sq_exec(d, ST_RELEASE);
+            continue;
+        }
+        p->result = sq_exec(d, ST_RELEASE);
+        if (p->result == 0)
+            delta += dp;
+    }
+    if (r == 0)
+        r = sq_exec(d, ST_COMMIT);
+    if (dl_ctx_debug_level(d->ctx, "sqlite") >= 1) {
+        unsigned n = 0;
+
+        for (struct pending *p = batch; p; p = p->next)
+            n++;
+        dl_log(d->ctx, 7, "sqlite", "committed %u writes together: %d", n, r);
+    }
+    if (r < 0) {
+        sq_rollback(d);
+        sq_recount(d);
+        for (struct pending *p = batch; p; p = p->next)
+            p->result = r;
+        return;
+    }
+    s->held = (uint64_t)((int64_t)s->held + delta);
+    s->dirty = true;
 }
 
 /* Hold [off, off+len) as data (buf) or as zeroes (buf NULL), or drop it
- * (hold false). One transaction; with FUA it commits durably. */
+ * (hold false), committed before it returns.
+ *
+ * Group commit: a commit writes the WAL and costs more than the change
+ * itself, and the connection serves one thread at a time. So a writer
+ * joins a queue; the first writer that finds nobody committing commits
+ * everything queued (itself included) in one transaction, each write in
+ * a savepoint, and answers every writer of the batch; it goes on while
+ * writers keep coming. Every write is atomic and committed before it is
+ * acknowledged, as with a transaction of its own. A FUA write commits on
+ * its own, durably. */
 static int sqlite_store(struct dl_disk *d, const void *buf, uint64_t off,
                         uint64_t len, bool hold, const struct dl_req *rq)
 {
     struct sqlite_state *s = d->state;
-    const int64_t a = (int64_t)(off / d->lss), n = (int64_t)(len / d->lss);
-    int64_t removed = 0;
-    bool full;
+    struct pending me = {.buf = buf, .off = off, .len = len, .hold = hold};
     int r;
-    LOCK_GUARD(&s->lock);
 
-    r = sqlite_sync_for(d, rq, &full);
-    if (r < 0)
-        return r;
-    r = sq_begin(d, true);
-    if (r == 0)
-        r = clear_range(d, a, a + n, &removed);
-    if (r == 0 && hold)
-        r = insert_run(d, a, n, buf);
-    r = sq_end(d, r);
-    if (r == 0) {
-        s->held = s->held + (uint64_t)(hold ? n : 0) - (uint64_t)removed;
-        s->dirty = !full;
-    } else {
-        sq_recount(d);
-    }
-    if (full) {
-        int r2 = sq_pragma_sync(d, false);
+    if (rq && (rq->flags & DL_F_FUA)) {
+        int64_t delta = 0;
+        LOCK_GUARD(&s->lock);
 
+        r = sq_pragma_sync(d, true);
+        if (r < 0)
+            return r;
+        r = sq_begin(d, true);
         if (r == 0)
-            r = r2;
+            r = apply_locked(d, buf, off, len, hold, &delta);
+        r = sq_end(d, r);
+        if (r == 0)
+            s->held = (uint64_t)((int64_t)s->held + delta);
+        else
+            sq_recount(d);
+        {
+            int r2 = sq_pragma_sync(d, false);
+
+            if (r == 0)
+                r = r2;
+        }
+        return r;
     }
+
+    if (!s->ckpt_started)
+        checkpointer_start(s);
+    pthread_mutex_lock(&s->qlock);
+    *s->qtail = &me;
+    s->qtail = &me.next;
+    while (!me.done && s->committing)
+        pthread_cond_wait(&s->qdone, &s->qlock);
+    if (!me.done) {
+        /* nobody commits: this thread does, for all that is queued (its
+         * own write among them); whoever queued meanwhile commits next */
+        struct pending *batch = s->queue;
+
+        s->committing = true;
+        s->queue = NULL;
+        s->qtail = &s->queue;
+        pthread_mutex_unlock(&s->qlock);
+        pthread_mutex_lock(&s->lock);
+        commit_batch_locked(d, batch);
+        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&s->qlock);
+        for (struct pending *p = batch, *next; p; p = next) {
+            next = p->next; /* read before done: p may go once it is set */
+            p->done = true;
+        }
+        s->committing = false;
+        pthread_cond_broadcast(&s->qdone);
+    }
+    r = me.result;
+    pthread_mutex_unlock(&s->qlock);
     return r;
 }
 
@@ -1207,6 +1418,11 @@ static int sqlite_open(struct dl_disk *d, const struct dl_node *n,
     int r, rc;
 
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qdone, NULL);
+    s->qtail = &s->queue;
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     s->ro = flags & (DL_OPEN_RDONLY | DL_OPEN_DRY_RUN);
     dl_disk_set_source(d, "path=%s", path);
     d->unmap_behavior = DL_UNMAP_ZEROES;
@@ -1269,6 +1485,13 @@ static int sqlite_open(struct dl_disk *d, const struct dl_node *n,
         if (rc == SQLITE_OK)
             rc = sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL,
                               NULL);
+        /* checkpoints by the checkpointer, not after a commit */
+        if (rc == SQLITE_OK) {
+            sqlite3_wal_hook(s->db, wal_hook, s);
+            s->path = strdup(path);
+            if (!s->path)
+                return -ENOMEM;
+        }
         if (rc != SQLITE_OK) {
             dl_msg(ret_msg, "cannot set up the database: %s",
                    sqlite3_errmsg(s->db));
@@ -1300,11 +1523,17 @@ static void sqlite_close(struct dl_disk *d)
 {
     struct sqlite_state *s = d->state;
 
+    checkpointer_stop(s);
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
     /* the last connection checkpoints and removes the WAL */
     sqlite3_close_v2(s->db);
+    free(s->path);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_cond_destroy(&s->qdone);
+    pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_cond_destroy(&s->ckpt_cond);
 }
 
 static const struct dl_layer_ops sqlite_layer_ops = {

@@ -64,6 +64,20 @@ static int gen_info(struct fs_disk *fd, FILE *f)
     fprintf(f, "allocated: %" PRIu64 "\n", alloc);
     fprintf(f, "stack:\n");
     dl_describe(d, f, 2);
+    if (fd->layered) {
+        fprintf(f, "layers:\n");
+        for (size_t k = dl_layer_count(fd->layered); k-- > 0;) {
+            struct dl_layer_desc ld;
+
+            if (dl_layer_describe(fd->layered, (unsigned)k, &ld) < 0)
+                continue;
+            fprintf(f, "  %u %s held=%" PRIu64, ld.number, ld.kind, ld.held);
+            if (ld.mem_data || ld.mem_tables)
+                fprintf(f, " memory-data=%" PRIu64 " memory-tables=%" PRIu64,
+                        ld.mem_data, ld.mem_tables);
+            fputc('\n', f);
+        }
+    }
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /* Fuzz target: control commands, one write(2) to a .ctl file: split into
- * words, then parsed as a size command (.ctl/NAME/size). */
+ * words, then parsed as a size command (.ctl/NAME/size) and as a snapshot
+ * command (.ctl/NAME/snapshot, with its layer spec). */
 #include <errno.h>
 
+#include "conf/conf.h"
 #include "disklib/util.h"
 #include "fs/ctlcmd.h"
 #include "tests/fuzz/fuzz.h"
@@ -38,6 +40,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 0)
         FUZZ_CHECK(cmd.op == CTL_SIZE_SET || cmd.op == CTL_SIZE_GROW ||
                    cmd.op == CTL_SIZE_SHRINK);
+    free(msg);
+    msg = NULL;
+    {
+        struct ctl_snapshot_cmd snap;
+        struct dl_node *layer = NULL;
+
+        r = ctl_parse_snapshot(&args, &snap, &msg);
+        ctlcmd_check_msg(r, msg);
+        if (r == 0 && snap.op == CTL_SNAPSHOT_PUSH) {
+            FUZZ_CHECK(snap.layer != NULL);
+            r = conf_parse_layerspec(snap.layer, &layer, &msg);
+            ctlcmd_check_msg(r, msg);
+            if (r == 0) {
+                r = dl_node_validate(layer, &msg);
+                ctlcmd_check_msg(r, msg);
+            }
+            dl_node_free(layer);
+        }
+    }
     ctl_args_free(&args);
     return 0;
 }

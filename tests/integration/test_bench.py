@@ -29,8 +29,9 @@ def test_bench_quick_mode_runs_every_target(tmp_path):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert len(cells) == len(header), line
         rows[cells[0]] = cells
-    assert list(rows) == ["raw", "ds-direct", "ds-buffered", "qsd-direct",
-                          "qsd-buffered"]
+    assert list(rows) == ["raw", "ds-direct", "ds-buffered", "ds-memdiff",
+                          "ds-sqldiff", "qsd-direct", "qsd-buffered",
+                          "qsd-qcow2"]
     for name, cells in rows.items():
         # the measured columns all have numbers; raw has no daemon
         n = 7 if name == "raw" else 11
@@ -39,6 +40,10 @@ def test_bench_quick_mode_runs_every_target(tmp_path):
     ratios = [l for l in lines if l.startswith("| ds-direct | qsd-direct |")]
     assert ratios and "—" not in ratios[0]
     assert any(l.startswith("| ds-buffered | qsd-buffered |") for l in lines)
+    for t in ("ds-memdiff", "ds-sqldiff"):
+        assert any(l.startswith("| %s | qsd-qcow2 |" % t) for l in lines)
+        assert any(l.startswith("| %s | ds-direct |" % t) for l in lines)
+    assert any("tables / held" in l for l in lines), "the ram memory table"
     # it cleaned up after itself
     assert not [d for d in tmp_path.iterdir() if d.name.startswith("run-")]
     with open("/proc/self/mountinfo") as f:
