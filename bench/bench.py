@@ -11,6 +11,10 @@ Targets (each gets a fresh daemon, and fresh layers):
   qsd-buffered   qemu-storage-daemon FUSE export, aio=threads,cache.direct=off
   qsd-qcow2      qemu-storage-daemon FUSE export of a new qcow2 overlay (64 KiB
                  clusters) over BACKING, aio=io_uring,cache.direct=on
+  ds-crypt       diskstack, crypt:xts-aes-256:KEY:file:LUKS;offset=PAYLOAD;direct
+                 (the payload of a LUKS1 image, with its volume key)
+  qsd-luks       qemu-storage-daemon FUSE export of the same LUKS1 image,
+                 driver=luks, aio=io_uring,cache.direct=on
 
 Jobs (fio, ioengine=io_uring, direct=1, time based): 4k random read QD1,
 4k random read QD32, 1M sequential read QD8, 4k random write QD32, 1M
@@ -52,11 +56,16 @@ JOBS = [
 ]
 
 PEER = {"ds-direct": "qsd-direct", "ds-buffered": "qsd-buffered",
-        "ds-memdiff": "qsd-qcow2", "ds-sqldiff": "qsd-qcow2"}
-# a layered row is also compared with diskstack's own plain stack
-PLAIN = {"ds-memdiff": "ds-direct", "ds-sqldiff": "ds-direct"}
+        "ds-memdiff": "qsd-qcow2", "ds-sqldiff": "qsd-qcow2",
+        "ds-crypt": "qsd-luks"}
+# layered and encrypted rows are also compared with diskstack's plain stack
+PLAIN = {"ds-memdiff": "ds-direct", "ds-sqldiff": "ds-direct",
+         "ds-crypt": "ds-direct"}
 ALL_TARGETS = ["raw", "ds-direct", "ds-buffered", "ds-memdiff", "ds-sqldiff",
-               "qsd-direct", "qsd-buffered", "qsd-qcow2"]
+               "ds-crypt", "qsd-direct", "qsd-buffered", "qsd-qcow2",
+               "qsd-luks"]
+LUKS_TARGETS = ("ds-crypt", "qsd-luks")
+LUKS_SECRET = "bench"
 
 
 def log(*a):
@@ -149,6 +158,8 @@ class Target:
 
     def __init__(self, name, backing, work, args):
         self.name = name
+        if name in LUKS_TARGETS:
+            backing = args.luks["image"]
         self.backing = backing
         self.work = work
         self.args = args
@@ -173,6 +184,10 @@ class Target:
                     if os.path.exists(db + suffix):
                         os.unlink(db + suffix)
                 spec = "sqldiff:%s;create:%s" % (db, plain)
+            elif self.name == "ds-crypt":
+                spec = "crypt:xts-aes-256:%s:file:%s;offset=%d;direct" % (
+                    self.args.luks["key"], self.backing,
+                    self.args.luks["payload"])
             else:
                 spec = plain
             cmd = [self.args.diskstack, "mount", "-f", "--disk", "disk.img=" + spec]
@@ -184,7 +199,13 @@ class Target:
         else:
             self.image = os.path.join(self.work, "qsd-" + self.name + ".img")
             open(self.image, "w").close()
-            if self.name == "qsd-qcow2":
+            objects = []
+            if self.name == "qsd-luks":
+                objects = ["--object", "secret,id=s0,data=" + LUKS_SECRET]
+                node = ("driver=luks,node-name=f,key-secret=s0,file.driver=file,"
+                        "file.filename=%s,file.aio=io_uring,cache.direct=on"
+                        % self.backing)
+            elif self.name == "qsd-qcow2":
                 overlay = os.path.join(self.work, "overlay.qcow2")
                 if os.path.exists(overlay):
                     os.unlink(overlay)
@@ -200,7 +221,7 @@ class Target:
                         else "aio=threads,cache.direct=off")
                 node = "driver=file,node-name=f,filename=%s,%s" % (
                     self.backing, opts)
-            cmd = ["qemu-storage-daemon", "--blockdev", node,
+            cmd = ["qemu-storage-daemon", *objects, "--blockdev", node,
                    "--export", "type=fuse,id=e,node-name=f,mountpoint=%s,writable=on"
                    % self.image]
             watch = self.image
@@ -307,6 +328,47 @@ def make_backing(args):
     return path
 
 
+def make_luks(args, work):
+    """A LUKS1 image (aes-256-xts-plain64) with a payload of the backing
+    file's size, allocated; its payload offset and volume key (in a key
+    file) from cryptsetup."""
+    image = os.path.join(args.dir, "luks-%d.img" % args.size)
+    if not os.path.exists(image):
+        log("bench: making a %d MiB LUKS1 image" % (args.size // MiB))
+        tmp = image + ".tmp"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "luks",
+                        "--object", "secret,id=s0,data=" + LUKS_SECRET, "-o",
+                        "key-secret=s0,cipher-alg=aes-256,cipher-mode=xts,"
+                        "ivgen-alg=plain64,iter-time=10,preallocation=full",
+                        tmp, str(args.size)], check=True)
+        os.rename(tmp, image)
+    pw = os.path.join(work, "luks.pw")
+    with open(pw, "w") as f:
+        f.write(LUKS_SECRET)
+    out = subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key",
+                          "--batch-mode", "--key-file", pw, image],
+                         check=True, capture_output=True, text=True).stdout
+    payload = key = None
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Payload offset:"):
+            payload = int(line.split()[-1]) * 512
+        if line.startswith("MK dump:"):
+            hexes = line.split(":", 1)[1].split()
+            for more in lines[i + 1:]:
+                if ":" in more:
+                    break
+                hexes += more.split()
+            key = bytes.fromhex("".join(hexes))
+    if payload is None or key is None or len(key) != 64:
+        raise RuntimeError("cannot read the LUKS image's payload offset and key")
+    keyfile = os.path.join(work, "luks.key")
+    fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return {"image": image, "payload": payload, "key": keyfile}
+
+
 # ---- the table ----
 
 def fmt(v, nd=0):
@@ -363,6 +425,11 @@ def table(results, targets, args):
                 ratio(t, base, ("rw4k-qd32", "iops")),
                 ratio(t, base, ("sr1m-qd8", "mibs")),
                 ratio(t, base, ("sw1m-qd8", "mibs"))))
+    lines.append("")
+    lines.append("Encrypted rows (ds-crypt, qsd-luks) serve the payload of "
+                 "one LUKS1 aes-256-xts-plain64 image of the same size: "
+                 "diskstack with the volume key, qemu-storage-daemon with "
+                 "driver=luks.")
     lines.append("")
     lines.append("Layered rows write into a fresh layer (ds-memdiff: memory; "
                  "ds-sqldiff: a new database; qsd-qcow2: a new overlay that "
@@ -456,6 +523,13 @@ def main():
     os.makedirs(args.dir, exist_ok=True)
     backing = make_backing(args)
     work = tempfile.mkdtemp(prefix="run-", dir=args.dir)
+    if any(t in LUKS_TARGETS for t in targets):
+        try:
+            args.luks = make_luks(args, work)
+        except (RuntimeError, subprocess.SubprocessError) as e:
+            shutil.rmtree(work, ignore_errors=True)
+            log("bench: FAILED: %s" % e)
+            return 1
     results = {t: {j: [] for j, _, _ in JOBS} for t in targets}
     for t in targets:
         results[t]["rss_mib"] = []

@@ -6,6 +6,7 @@
  *                                              or "key=value"
  *   mem:SIZE   memdiff:SPEC   sql:PATH[;create=SIZE]
  *   sqldiff:PATH[;create]:SPEC   autocache:[KEY]:SPEC
+ *   crypt:xts-aes-256:KEYFILE:SPEC   delay:MS:SPEC   prwrap:SPEC
  *
  * The kind is matched on the first ':'. After file: the path runs to the
  * first ';' (so it may contain ':'); a path contains neither ';' nor ','.
@@ -16,10 +17,14 @@
  * the layer kinds (mem, memdiff, sql, sqldiff, autocache) add a layer and
  * those with an inner SPEC go on with it; any other kind adds one whole
  * disk and ends the list. A list of one whole disk is that disk; anything
- * else is a layered disk of those layers.
+ * else is a layered disk of those layers. A decorator (crypt, delay,
+ * prwrap) is a whole disk over the disk its own inner SPEC makes, so
+ * "memdiff:crypt:...:file:x" is a ram layer over an encrypted file and
+ * "crypt:...:memdiff:file:x" encrypts a layered disk.
  *
  * Later kinds register here, in kinds[], with their own REST grammar. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +34,11 @@
 
 struct spec_ctx {
     const char *cache_dir; /* for autocache; may be NULL */
+    unsigned depth;        /* decorators around the part being parsed */
 };
+
+/* Decorators nest by recursion; a spec deeper than this is refused. */
+#define MAX_DEPTH 16
 
 /* Parse REST into one part. A layer kind that wraps an inner spec sets
  * *ret_inner to it. */
@@ -265,6 +274,153 @@ static int parse_autocache(const struct spec_ctx *ctx, const char *rest,
     return 0;
 }
 
+static int parse_node(const struct spec_ctx *ctx, const char *spec,
+                      struct dl_node **ret, char **ret_msg);
+
+/* A decorator of driver drv over the disk of the spec `inner`. */
+static int decorate(const struct spec_ctx *ctx, const char *kind,
+                    struct dl_node *n, const char *inner,
+                    struct dl_node **ret, char **ret_msg)
+{
+    struct spec_ctx sub = {.cache_dir = ctx ? ctx->cache_dir : NULL,
+                           .depth = (ctx ? ctx->depth : 0) + 1};
+    struct dl_node *child = NULL;
+    int r;
+
+    if (sub.depth > MAX_DEPTH) {
+        dl_msg(ret_msg, "more than %d decorators nested", MAX_DEPTH);
+        r = -EINVAL;
+    } else {
+        r = parse_node(&sub, inner, &child, ret_msg);
+        /* named once, by the outermost decorator */
+        if (r < 0 && sub.depth == 1)
+            dl_msg_prefix(ret_msg, "%s: the disk below", kind);
+    }
+    if (r == 0)
+        r = dl_node_add_child(n, child);
+    if (r < 0) {
+        dl_node_free(child);
+        dl_node_free(n);
+        return r;
+    }
+    *ret = n;
+    return 0;
+}
+
+static int new_part(const char *drv, const char *kind, struct dl_node **ret,
+                    char **ret_msg)
+{
+    if (!dl_find_driver(drv)) {
+        dl_msg(ret_msg, "%s: this build has no %s driver", kind, drv);
+        return -EOPNOTSUPP;
+    }
+    return dl_node_new(dl_find_driver(drv), ret);
+}
+
+/* Split "FIELD:REST" at the first ':' into a copy of FIELD. */
+static int split_field(const char *kind, const char *usage, const char *what,
+                       const char *rest, char **ret_field,
+                       const char **ret_rest, char **ret_msg)
+{
+    const char *colon = strchr(rest, ':');
+
+    if (!colon) {
+        dl_msg(ret_msg, "%s: needs %s (%s)", kind, what, usage);
+        return -EINVAL;
+    }
+    *ret_field = strndup(rest, (size_t)(colon - rest));
+    if (!*ret_field)
+        return -ENOMEM;
+    *ret_rest = colon + 1;
+    return 0;
+}
+
+/* crypt:CIPHER:KEYFILE:SPEC — encryption over SPEC */
+static int parse_crypt(const struct spec_ctx *ctx, const char *rest,
+                       struct dl_node **ret, const char **ret_inner,
+                       char **ret_msg)
+{
+    static const char usage[] = "crypt:xts-aes-256:KEYFILE:SPEC";
+    _cleanup_free_ char *cipher = NULL, *key = NULL;
+    struct dl_node *n;
+    int r;
+
+    r = split_field("crypt", usage, "a cipher", rest, &cipher, &rest, ret_msg);
+    if (r == 0)
+        r = split_field("crypt", usage, "a key file and the disk below", rest,
+                        &key, &rest, ret_msg);
+    if (r < 0)
+        return r;
+    if (!*key) {
+        dl_msg(ret_msg, "crypt: needs a key file (%s)", usage);
+        return -EINVAL;
+    }
+    r = new_part("crypt", "crypt", &n, ret_msg);
+    if (r < 0)
+        return r;
+    r = dl_node_set(n, "cipher", cipher, ret_msg);
+    if (r < 0)
+        dl_msg_prefix(ret_msg, "crypt: cipher '%s'", cipher);
+    if (r == 0) {
+        r = dl_node_set(n, "key_file", key, ret_msg);
+        if (r < 0)
+            dl_msg_prefix(ret_msg, "crypt: key file");
+    }
+    if (r < 0) {
+        dl_node_free(n);
+        return r;
+    }
+    return decorate(ctx, "crypt", n, rest, ret, ret_msg);
+}
+
+/* delay:MS:SPEC — reads and writes delayed by MS milliseconds */
+static int parse_delay(const struct spec_ctx *ctx, const char *rest,
+                       struct dl_node **ret, const char **ret_inner,
+                       char **ret_msg)
+{
+    _cleanup_free_ char *ms = NULL, *text = NULL;
+    struct dl_node *n;
+    uint64_t v;
+    int r;
+
+    r = split_field("delay", "delay:MS:SPEC", "a delay and the disk below",
+                    rest, &ms, &rest, ret_msg);
+    if (r < 0)
+        return r;
+    if (dl_parse_u64(ms, &v) < 0 || v > 3600000) {
+        dl_msg(ret_msg, "delay: '%s' must be a whole number of milliseconds "
+                        "(0-3600000)", ms);
+        return -EINVAL;
+    }
+    if (asprintf(&text, "%" PRIu64 "ms", v) < 0)
+        return -ENOMEM;
+    r = new_part("delay", "delay", &n, ret_msg);
+    if (r < 0)
+        return r;
+    r = dl_node_set(n, "read", text, ret_msg);
+    if (r == 0)
+        r = dl_node_set(n, "write", text, ret_msg);
+    if (r < 0) {
+        dl_msg_prefix(ret_msg, "delay");
+        dl_node_free(n);
+        return r;
+    }
+    return decorate(ctx, "delay", n, rest, ret, ret_msg);
+}
+
+/* prwrap:SPEC — persistent reservations emulated over SPEC */
+static int parse_prwrap(const struct spec_ctx *ctx, const char *rest,
+                        struct dl_node **ret, const char **ret_inner,
+                        char **ret_msg)
+{
+    struct dl_node *n;
+    int r = new_part("pr", "prwrap", &n, ret_msg);
+
+    if (r < 0)
+        return r;
+    return decorate(ctx, "prwrap", n, rest, ret, ret_msg);
+}
+
 static const struct spec_kind kinds[] = {
     {"file", parse_file, false},
     {"mem", parse_mem, true},
@@ -272,13 +428,16 @@ static const struct spec_kind kinds[] = {
     {"sql", parse_sql, true},
     {"sqldiff", parse_sqldiff, true},
     {"autocache", parse_autocache, true},
+    {"crypt", parse_crypt, false},
+    {"delay", parse_delay, false},
+    {"prwrap", parse_prwrap, false},
 };
 
 const char *const *conf_spec_kinds(void)
 {
-    static const char *const names[] = {"file",    "mem",       "memdiff",
-                                        "sql",     "sqldiff",   "autocache",
-                                        NULL};
+    static const char *const names[] = {
+        "file", "mem",   "memdiff", "sql",    "sqldiff",
+        "autocache", "crypt", "delay", "prwrap", NULL};
 
     return names;
 }
@@ -316,7 +475,8 @@ static int parse_part(const struct spec_ctx *ctx, const char *spec,
     if (rooted(spec))
         return parse_file(ctx, spec, ret, ret_inner, ret_msg);
     dl_msg(ret_msg, "unknown disk kind '%.*s' (known: file, mem, memdiff, sql, "
-           "sqldiff, autocache; a path with a ':' must start with /, ./ or ../)",
+           "sqldiff, autocache, crypt, delay, prwrap; a path with a ':' must "
+           "start with /, ./ or ../)",
            (int)klen, spec);
     return -EINVAL;
 }

@@ -813,6 +813,32 @@ struct dl_disk *dl_pr_disk(struct dl_disk *d,
     return NULL;
 }
 
+/* ---- live settings ---- */
+
+struct dl_disk *dl_find_part(struct dl_disk *d, const char *kind)
+{
+    for (; d; d = forwards(d) ? d->child[0] : NULL)
+        if (strcmp(d->drv->name, kind) == 0)
+            return d;
+    return NULL;
+}
+
+int dl_settings_show(struct dl_disk *part, char **ret_text)
+{
+    if (!part->drv->settings_show)
+        return -EOPNOTSUPP;
+    return part->drv->settings_show(part, ret_text);
+}
+
+int dl_settings_set(struct dl_disk *part, const char *cmd, char **ret_msg)
+{
+    if (!part->drv->settings_set) {
+        dl_msg(ret_msg, "%s has no settings to change", part->drv->name);
+        return -EOPNOTSUPP;
+    }
+    return part->drv->settings_set(part, cmd, ret_msg);
+}
+
 /* ---- open / close ---- */
 
 /* "file '/x/base.img'": the kind and the first path or string setting. */
@@ -994,7 +1020,7 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
             d->read_only = true;
         if (!drv->unmap && !(drv->layer && drv->layer->unmap))
             d->unmap_behavior = DL_UNMAP_IGNORED;
-        d->can_resize = drv->resize != NULL;
+        d->can_resize = drv->resize != NULL && !d->fixed_size;
         if (!drv->read && !drv->layer) {
             dl_msg(&msg, "driver has no read operation");
             r = -EINVAL;

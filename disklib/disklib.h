@@ -298,6 +298,22 @@ struct dl_pr_ops {
 struct dl_disk *dl_pr_disk(struct dl_disk *d,
                            const struct dl_pr_ops **ret_ops);
 
+/* ---- live settings ----
+ *
+ * Parts such as delay and error have settings that can change while the
+ * disk is in use. */
+
+/* The first part of kind `kind` (a driver name) from the top of d's
+ * stack, following decorators down to the first part with other than one
+ * child; NULL when there is none. */
+struct dl_disk *dl_find_part(struct dl_disk *d, const char *kind);
+/* The part's settings as text, "name value" per line (malloc'd):
+ * -EOPNOTSUPP when the part has none. */
+int dl_settings_show(struct dl_disk *part, char **ret_text);
+/* Apply one command line to the part's settings; on failure nothing
+ * changes and *ret_msg says why. */
+int dl_settings_set(struct dl_disk *part, const char *cmd, char **ret_msg);
+
 /* ---- layered disks ----
  *
  * Layers are numbered from the bottom (0: the base); a number does not

@@ -83,6 +83,13 @@ struct dl_driver {
      * single-child disk takes the child's size. */
     uint64_t (*child_resized)(struct dl_disk *d, struct dl_disk *child);
 
+    /* Live settings (delay, error): show prints them, one "name value"
+     * per line, into *ret_text (malloc'd); set applies one command line
+     * ("read 5ms", "on", ...) atomically for the requests that follow, or
+     * fails with a message and changes nothing. Optional. */
+    int (*settings_show)(struct dl_disk *d, char **ret_text);
+    int (*settings_set)(struct dl_disk *d, const char *cmd, char **ret_msg);
+
     const struct dl_pr_ops *pr;
     const struct dl_layer_ops *layer;
 };
@@ -148,6 +155,7 @@ struct dl_disk {
     bool read_only;
     bool no_volatile_cache; /* a missing flush is then a no-op */
     bool can_resize;        /* set by the core from the ops */
+    bool fixed_size;        /* set by open: resize refused despite the op */
     enum dl_unmap_behavior unmap_behavior;
     uint64_t max_io;      /* largest read/write the driver takes; 0: any */
     uint64_t max_discard; /* largest zero/unmap; 0: any */

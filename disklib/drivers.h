@@ -8,6 +8,10 @@ extern const struct dl_driver dl_file_driver;
 extern const struct dl_driver dl_ram_driver;
 extern const struct dl_driver dl_layered_driver;
 extern const struct dl_driver dl_sqlite_driver;
+extern const struct dl_driver dl_crypt_driver;
+extern const struct dl_driver dl_delay_driver;
+extern const struct dl_driver dl_error_driver;
+extern const struct dl_driver dl_pr_driver;
 
 /* Parameter indices of the file driver (its table's order), for conf. */
 enum {
@@ -16,6 +20,8 @@ enum {
     DL_FILE_CREATE,
     DL_FILE_FORMAT,
     DL_FILE_SECTOR,
+    DL_FILE_OFFSET,
+    DL_FILE_LENGTH,
 };
 
 enum {

@@ -40,6 +40,8 @@
 
 struct file_state {
     int fd;
+    uint64_t base;            /* offset= : where the disk starts in the file */
+    bool window;              /* offset= or length= given */
     bool direct;
     uint32_t mem_align;       /* O_DIRECT buffer alignment */
     bool can_punch;
@@ -68,6 +70,12 @@ static const struct dl_param file_params[] = {
     [DL_FILE_SECTOR] = {.name = "sector", .type = DL_P_UINT, .def = "512",
                         .min = 512, .max = 4096, .multiple_of = 512,
                         .help = "logical sector size in bytes"},
+    [DL_FILE_OFFSET] = {.name = "offset", .type = DL_P_SIZE,
+                        .help = "serve the file from this byte on (a window: "
+                                "the payload of a container)"},
+    [DL_FILE_LENGTH] = {.name = "length", .type = DL_P_SIZE, .min = 512,
+                        .help = "serve this many bytes (a window; by default "
+                                "up to the end of the file)"},
 };
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -113,6 +121,21 @@ static int file_validate(struct dl_node *n, char **ret_msg)
                dl_format_size(dl_node_u64(n, DL_FILE_CREATE), a, sizeof(a)),
                dl_format_size(sector, b, sizeof(b)));
         return -EINVAL;
+    }
+    for (size_t i = DL_FILE_OFFSET; i <= DL_FILE_LENGTH; i++) {
+        if (!dl_node_isset(n, i))
+            continue;
+        if (dl_node_isset(n, DL_FILE_CREATE)) {
+            dl_msg(ret_msg, "create= makes a whole file; it does not go "
+                            "with offset= or length=");
+            return -EINVAL;
+        }
+        if (dl_node_u64(n, i) % sector) {
+            dl_msg(ret_msg, "%s=%" PRIu64 " is not a multiple of the "
+                            "%" PRIu64 "-byte sector",
+                   file_params[i].name, dl_node_u64(n, i), sector);
+            return -EINVAL;
+        }
     }
     return 0;
 }
@@ -241,6 +264,28 @@ static int file_open(struct dl_disk *d, const struct dl_node *n,
                (uint64_t)stx.stx_size, lss);
         return -EINVAL;
     }
+    s->base = dl_node_u64(n, DL_FILE_OFFSET);
+    s->window = dl_node_isset(n, DL_FILE_OFFSET) ||
+                dl_node_isset(n, DL_FILE_LENGTH);
+    if (s->window) {
+        uint64_t len = dl_node_isset(n, DL_FILE_LENGTH)
+                           ? dl_node_u64(n, DL_FILE_LENGTH)
+                           : stx.stx_size - MIN(s->base, stx.stx_size);
+
+        if (s->base > stx.stx_size || len > stx.stx_size - s->base ||
+            len == 0) {
+            dl_msg(ret_msg,
+                   "the window offset=%" PRIu64 " length=%" PRIu64
+                   " does not lie inside the file's %" PRIu64 " bytes",
+                   s->base, len, (uint64_t)stx.stx_size);
+            return -EINVAL;
+        }
+        stx.stx_size = len;
+        /* a window is a fixed part of the file */
+        d->fixed_size = true;
+        dl_disk_set_source(d, "path=%s%s offset=%" PRIu64 " length=%" PRIu64,
+                           path, s->direct ? " direct" : "", s->base, len);
+    }
     atomic_store(&d->size, stx.stx_size);
     d->pss = MIN(stx.stx_blksize, 4096u);
     if (d->pss < lss || !is_pow2(d->pss))
@@ -306,6 +351,7 @@ static int file_read(struct dl_disk *d, void *buf, uint64_t off, uint64_t len,
     uint64_t done = 0;
     int r = 0;
 
+    off += s->base;
     if (needs_bounce(s, buf)) {
         b = dl_bufpool_get(s->pool);
         if (!b)
@@ -356,6 +402,7 @@ static int file_write(struct dl_disk *d, const void *buf, uint64_t off,
     uint64_t done = 0;
     int r = 0;
 
+    off += s->base;
     if (needs_bounce(s, buf)) {
         bounce = dl_bufpool_get(s->pool);
         if (!bounce)
@@ -390,6 +437,7 @@ static int file_flush(struct dl_disk *d, const struct dl_req *rq)
     return 0;
 }
 
+/* off in the file's own coordinates (the window's base added) */
 static int file_punch(struct dl_disk *d, uint64_t off, uint64_t len)
 {
     struct file_state *s = d->state;
@@ -407,7 +455,7 @@ static int file_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
 
     if (!s->can_punch)
         return 0;
-    return file_punch(d, off, len);
+    return file_punch(d, s->base + off, len);
 }
 
 static int file_zero(struct dl_disk *d, uint64_t off, uint64_t len,
@@ -416,6 +464,7 @@ static int file_zero(struct dl_disk *d, uint64_t off, uint64_t len,
     struct file_state *s = d->state;
     int r;
 
+    off += s->base;
     if ((rq->flags & DL_F_MAY_TRIM) && s->can_punch) {
         r = file_punch(d, off, len);
     } else if (!atomic_load(&s->no_zero_range)) {
@@ -441,7 +490,8 @@ static int file_prealloc(struct dl_disk *d, uint64_t off, uint64_t len,
 {
     struct file_state *s = d->state;
 
-    if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0 &&
+    if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)(s->base + off),
+                  (off_t)len) < 0 &&
         errno != EOPNOTSUPP)
         return io_error(d, "prealloc", errno);
     return 0;
@@ -451,8 +501,8 @@ static int file_extents(struct dl_disk *d, uint64_t off, uint64_t len,
                         dl_extent_fn fn, void *opaque)
 {
     struct file_state *s = d->state;
-    const uint64_t end = off + len;
-    uint64_t pos = off;
+    const uint64_t base = s->base, end = base + off + len;
+    uint64_t pos = base + off;
     int r;
 
     while (pos < end) {
@@ -460,7 +510,8 @@ static int file_extents(struct dl_disk *d, uint64_t off, uint64_t len,
         uint64_t dstart, dend;
 
         if (data < 0 && errno == ENXIO)
-            return fn(opaque, pos, end - pos, DL_EXTENT_HOLE | DL_EXTENT_ZERO);
+            return fn(opaque, pos - base, end - pos,
+                      DL_EXTENT_HOLE | DL_EXTENT_ZERO);
         if (data < 0)
             return errno == EINVAL || errno == EOPNOTSUPP
                        ? 0 /* no hole support: all data */
@@ -469,7 +520,7 @@ static int file_extents(struct dl_disk *d, uint64_t off, uint64_t len,
          * partly written sector counts as data. */
         dstart = MAX(align_down((uint64_t)data, d->lss), pos);
         if (dstart > pos) {
-            r = fn(opaque, pos, MIN(dstart, end) - pos,
+            r = fn(opaque, pos - base, MIN(dstart, end) - pos,
                    DL_EXTENT_HOLE | DL_EXTENT_ZERO);
             if (r)
                 return r;
@@ -482,11 +533,18 @@ static int file_extents(struct dl_disk *d, uint64_t off, uint64_t len,
         dend = MIN(align_up((uint64_t)hole, d->lss), end);
         if (dend <= dstart)
             dend = MIN(dstart + d->lss, end);
-        r = fn(opaque, dstart, dend - dstart, 0);
+        r = fn(opaque, dstart - base, dend - dstart, 0);
         if (r)
             return r;
         pos = dend;
     }
+    return 0;
+}
+
+static int count_data(void *opaque, uint64_t off, uint64_t len, unsigned type)
+{
+    if (!(type & DL_EXTENT_HOLE))
+        *(uint64_t *)opaque += len;
     return 0;
 }
 
@@ -498,6 +556,15 @@ static int file_allocated(struct dl_disk *d, uint64_t *ret)
     if (s->fd < 0) {
         *ret = 0;
         return 0;
+    }
+    if (s->window) {
+        /* the file's blocks outside the window are not this disk's */
+        uint64_t n = 0;
+        int r = file_extents(d, 0, dl_size(d), count_data, &n);
+
+        if (r == 0)
+            *ret = n;
+        return r;
     }
     if (fstat(s->fd, &st) < 0)
         return io_error(d, "stat", errno);

@@ -8,6 +8,10 @@ static const struct dl_driver *const drivers[] = {
     &dl_layered_driver,
     &dl_ram_driver,
     &dl_sqlite_driver,
+    &dl_crypt_driver,
+    &dl_delay_driver,
+    &dl_error_driver,
+    &dl_pr_driver,
     NULL,
 };
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "disklib/util.h"
 
@@ -153,4 +154,25 @@ const char *dl_errno_name(int err, char *buf, size_t len)
         return n;
     snprintf(buf, len, "E%d", err);
     return buf;
+}
+
+int dl_parse_errno(const char *s, int *ret)
+{
+    uint64_t v;
+
+    if (dl_parse_u64(s, &v) == 0) {
+        if (v == 0 || v > 4095)
+            return -ERANGE;
+        *ret = (int)v;
+        return 0;
+    }
+    for (int e = 1; e < 4096; e++) {
+        const char *n = strerrorname_np(e);
+
+        if (n && strcasecmp(n, s) == 0) {
+            *ret = e;
+            return 0;
+        }
+    }
+    return -EINVAL;
 }

@@ -112,5 +112,7 @@ int dl_parse_duration(const char *s, uint64_t *ret_ns);
 int dl_parse_u64(const char *s, uint64_t *ret);
 /* "EINVAL" for EINVAL, or "E<number>" when the name is unknown. */
 const char *dl_errno_name(int err, char *buf, size_t len);
+/* An errno from its name ("EIO", case-insensitive) or number (1-4095). */
+int dl_parse_errno(const char *s, int *ret);
 
 #endif

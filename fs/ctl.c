@@ -31,7 +31,16 @@ struct fs_ctl {
 
 mode_t ctl_mode(enum fs_kind kind)
 {
-    return kind == FS_CTL_SIZE || kind == FS_CTL_SNAPSHOT ? 0600 : 0400;
+    switch (kind) {
+    case FS_CTL_SIZE:
+    case FS_CTL_SNAPSHOT:
+    case FS_CTL_DELAY:
+    case FS_CTL_ERROR:
+    case FS_CTL_PR:
+        return 0600;
+    default:
+        return 0400;
+    }
 }
 
 static int gen_disks(struct fs_mount *m, FILE *f)
@@ -105,6 +114,40 @@ static int gen_layers(struct fs_disk *fd, FILE *f)
     return 0;
 }
 
+static int gen_settings(struct dl_disk *part, FILE *f)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = dl_settings_show(part, &text);
+
+    if (r == 0)
+        fputs(text, f);
+    return r;
+}
+
+/* "generation N", "reservation TYPE key KEY" (or "reservation none"),
+ * "ptpl yes|no", then "registrant NAME KEY [holder]" per registrant. */
+static int gen_pr(struct fs_disk *fd, FILE *f)
+{
+    struct dl_pr_status st = {0};
+    int r = fd->pr_ops->status(fd->pr, &st);
+
+    if (r < 0)
+        return r;
+    fprintf(f, "generation %" PRIu32 "\n", st.generation);
+    if (st.type == DL_PR_NONE)
+        fprintf(f, "reservation none\n");
+    else
+        fprintf(f, "reservation %s key 0x%" PRIx64 "\n",
+                ctl_pr_type_name(st.type) ? ctl_pr_type_name(st.type) : "?",
+                st.holder_key);
+    fprintf(f, "ptpl %s\n", st.ptpl ? "yes" : "no");
+    for (size_t i = 0; i < st.n; i++)
+        fprintf(f, "registrant %s 0x%" PRIx64 "%s\n", st.reg[i].initiator,
+                st.reg[i].key, st.reg[i].holder ? " holder" : "");
+    free(st.reg);
+    return 0;
+}
+
 static int generate(struct fs_mount *m, struct fs_node *n, struct fs_ctl *c)
 {
     FILE *f = open_memstream(&c->content, &c->len);
@@ -125,6 +168,15 @@ static int generate(struct fs_mount *m, struct fs_node *n, struct fs_ctl *c)
     case FS_CTL_LAYERS:
     case FS_CTL_SNAPSHOT:
         r = gen_layers(n->disk, f);
+        break;
+    case FS_CTL_DELAY:
+        r = gen_settings(n->disk->delay, f);
+        break;
+    case FS_CTL_ERROR:
+        r = gen_settings(n->disk->error, f);
+        break;
+    case FS_CTL_PR:
+        r = gen_pr(n->disk, f);
         break;
     default:
         r = -EINVAL;
@@ -366,6 +418,66 @@ static int do_snapshot(struct fs_disk *fd, const struct ctl_args *a,
     return r;
 }
 
+/* The words again as one line, for a part's settings. */
+static int do_settings(struct dl_disk *part, const struct ctl_args *a,
+                       char **msg)
+{
+    _cleanup_free_ char *line = NULL;
+    size_t n = 1;
+
+    for (int i = 0; i < a->argc; i++)
+        n += strlen(a->argv[i]) + 1;
+    line = malloc(n);
+    if (!line)
+        return -ENOMEM;
+    line[0] = '\0';
+    for (int i = 0; i < a->argc; i++) {
+        if (i)
+            strcat(line, " ");
+        strcat(line, a->argv[i]);
+    }
+    return dl_settings_set(part, line, msg);
+}
+
+int fs_pr_run(struct fs_disk *fd, const struct ctl_pr_cmd *c, char **msg)
+{
+    const struct dl_pr_ops *ops = fd->pr_ops;
+    int r;
+
+    switch (c->op) {
+    case CTL_PR_REGISTER:
+        r = ops->register_key(fd->pr, c->who, c->key, c->key2,
+                              c->ignore_key ? DL_PR_F_IGNORE_KEY : 0);
+        break;
+    case CTL_PR_RESERVE:
+        r = ops->reserve(fd->pr, c->who, c->key, c->type, 0);
+        break;
+    case CTL_PR_RELEASE:
+        r = ops->release(fd->pr, c->who, c->key, c->type, 0);
+        break;
+    case CTL_PR_CLEAR:
+        r = ops->clear(fd->pr, c->who, c->key);
+        break;
+    case CTL_PR_PREEMPT:
+        r = ops->preempt(fd->pr, c->who, c->key, c->key2, c->type, c->abort);
+        break;
+    default:
+        r = -EINVAL;
+        break;
+    }
+    if (r == -EBADE)
+        dl_msg(msg, "reservation conflict");
+    return r;
+}
+
+static int do_pr(struct fs_disk *fd, const struct ctl_args *a, char **msg)
+{
+    struct ctl_pr_cmd c;
+    int r = ctl_parse_pr(a, &c, msg);
+
+    return r < 0 ? r : fs_pr_run(fd, &c, msg);
+}
+
 int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len)
 {
     struct fs_ctl *c = h->ctl;
@@ -383,6 +495,15 @@ int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len)
             break;
         case FS_CTL_SNAPSHOT:
             r = do_snapshot(h->disk, &a, &msg);
+            break;
+        case FS_CTL_DELAY:
+            r = do_settings(h->disk->delay, &a, &msg);
+            break;
+        case FS_CTL_ERROR:
+            r = do_settings(h->disk->error, &a, &msg);
+            break;
+        case FS_CTL_PR:
+            r = do_pr(h->disk, &a, &msg);
             break;
         default:
             dl_msg(&msg, "this file takes no commands");

@@ -3,6 +3,7 @@
 #ifndef FS_CTLCMD_H
 #define FS_CTLCMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +51,33 @@ struct ctl_snapshot_cmd {
 };
 int ctl_parse_snapshot(const struct ctl_args *a, struct ctl_snapshot_cmd *ret,
                        char **ret_msg);
+
+/* .ctl/NAME/pr: "[as NAME] COMMAND", COMMAND one of
+ *   register OLDKEY NEWKEY     register-ignore NEWKEY     unregister KEY
+ *   reserve KEY TYPE   release KEY TYPE   clear KEY
+ *   preempt KEY VICTIMKEY TYPE   preempt-abort KEY VICTIMKEY TYPE
+ * KEY: decimal or 0x hex, 64 bits. TYPE: we, ea, we-ro, ea-ro, we-ar,
+ * ea-ar, or the Linux enum pr_type number 1-6. Without "as", the
+ * initiator is "ctl". */
+enum ctl_pr_op {
+    CTL_PR_REGISTER,
+    CTL_PR_RESERVE,
+    CTL_PR_RELEASE,
+    CTL_PR_CLEAR,
+    CTL_PR_PREEMPT,
+};
+#define CTL_PR_MAX_NAME 63
+struct ctl_pr_cmd {
+    enum ctl_pr_op op;
+    const char *who; /* points into the args, or the literal "ctl" */
+    uint64_t key, key2; /* register: old, new; preempt: own, victim */
+    unsigned type;      /* 1-6 (enum pr_type) */
+    bool ignore_key;    /* register-ignore */
+    bool abort;         /* preempt-abort */
+};
+int ctl_parse_pr(const struct ctl_args *a, struct ctl_pr_cmd *ret,
+                 char **ret_msg);
+/* The short name of a reservation type 1-6 ("we-ro"), or NULL. */
+const char *ctl_pr_type_name(unsigned type);
 
 #endif

@@ -411,8 +411,11 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
         reply_err(req, -ENOTTY);
         return;
     }
-    r = image_ioctl(h, cmd, in_buf, in_bufsz, out, MIN(out_bufsz, sizeof(out)),
-                    &out_len, &result);
+    const struct fuse_ctx *fc = fuse_req_ctx(req);
+    const struct fs_caller who = {.uid = fc->uid, .pid = fc->pid};
+
+    r = image_ioctl(h, &who, cmd, in_buf, in_bufsz, out,
+                    MIN(out_bufsz, sizeof(out)), &out_len, &result);
     if (r < 0)
         reply_err(req, r);
     else

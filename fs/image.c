@@ -7,10 +7,13 @@
  * check (-ERANGE from the stack) is clipped again. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/pr.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 
 #include "disklib/util.h"
 #include "fs/mount.h"
@@ -132,7 +135,8 @@ struct seek_state {
 static int seek_cb(void *opaque, uint64_t off, uint64_t len, unsigned type)
 {
     struct seek_state *s = opaque;
-    bool hole = type & DL_EXTENT_HOLE;
+    /* a hole for lseek reads zeroes: unallocated ciphertext does not */
+    bool hole = (type & DL_EXTENT_HOLE) && (type & DL_EXTENT_ZERO);
 
     if (off + len <= s->from || hole != s->want_hole)
         return 0;
@@ -189,9 +193,167 @@ int image_set_size(struct fs_disk *d, uint64_t size, bool has_fh)
     return r;
 }
 
-int image_ioctl(struct fs_handle *h, unsigned int cmd, const void *in,
-                size_t in_len, void *out, size_t out_size, size_t *out_len,
-                int *result)
+/* The reading ioctls of Linux 6.19's <linux/pr.h>, which this system's
+ * headers may not have yet; the layout is upstream's. */
+struct fs_pr_read_keys {
+    uint32_t generation;
+    uint32_t num_keys;
+    uint64_t keys_ptr;
+};
+struct fs_pr_read_reservation {
+    uint64_t key;
+    uint32_t generation;
+    uint32_t type;
+};
+#define FS_IOC_PR_READ_KEYS _IOWR('p', 206, struct fs_pr_read_keys)
+#define FS_IOC_PR_READ_RESERVATION _IOR('p', 207, struct fs_pr_read_reservation)
+
+#define PR_STS_RESERVATION_CONFLICT 24
+
+/* The in-struct of an _IOW ioctl, copied so that it is aligned. */
+static int pr_arg(const void *in, size_t in_len, void *arg, size_t len)
+{
+    if (in_len < len)
+        return -EINVAL;
+    memcpy(arg, in, len);
+    return 0;
+}
+
+static int pr_read(struct fs_disk *d, const struct fs_caller *who,
+                   unsigned int cmd, const void *in, size_t in_len, void *out,
+                   size_t out_size, size_t *out_len)
+{
+    struct dl_pr_status st = {0};
+    int r = d->pr_ops->status(d->pr, &st);
+
+    if (r < 0)
+        return r;
+    if (cmd == FS_IOC_PR_READ_RESERVATION) {
+        struct fs_pr_read_reservation rr = {
+            .key = st.type == DL_PR_NONE ? 0 : st.holder_key,
+            .generation = st.generation,
+            .type = st.type,
+        };
+
+        free(st.reg);
+        if (out_size < sizeof(rr))
+            return -EINVAL;
+        memcpy(out, &rr, sizeof(rr));
+        *out_len = sizeof(rr);
+        return 0;
+    }
+    struct fs_pr_read_keys rk;
+    uint32_t room;
+
+    r = pr_arg(in, in_len, &rk, sizeof(rk));
+    if (r == 0 && out_size < sizeof(rk))
+        r = -EINVAL;
+    room = rk.num_keys;
+    if (r == 0 && room && st.n) {
+        /* The key list is in the caller's memory, which a FUSE ioctl
+         * does not move: write it there directly. */
+        size_t n = MIN((size_t)room, st.n);
+        uint64_t keys[n];
+        struct iovec local = {.iov_base = keys, .iov_len = n * sizeof(*keys)};
+        struct iovec remote = {.iov_base = (void *)(uintptr_t)rk.keys_ptr,
+                               .iov_len = n * sizeof(*keys)};
+
+        for (size_t i = 0; i < n; i++)
+            keys[i] = st.reg[i].key;
+        if (who->pid <= 0 ||
+            process_vm_writev(who->pid, &local, 1, &remote, 1, 0) !=
+                (ssize_t)local.iov_len)
+            r = -EFAULT;
+    }
+    if (r == 0) {
+        rk.generation = st.generation;
+        rk.num_keys = (uint32_t)st.n;
+        memcpy(out, &rk, sizeof(rk));
+        *out_len = sizeof(rk);
+    }
+    free(st.reg);
+    return r;
+}
+
+/* The IOC_PR_* ioctls, with the results Linux's sd and nvme give. */
+static int pr_ioctl(struct fs_handle *h, const struct fs_caller *who,
+                    unsigned int cmd, const void *in, size_t in_len,
+                    void *out, size_t out_size, size_t *out_len, int *result)
+{
+    struct fs_disk *d = h->disk;
+    const struct dl_pr_ops *ops = d->pr_ops;
+    char name[24];
+    int r;
+
+    if (!d->pr)
+        return -EOPNOTSUPP;
+    if (cmd == FS_IOC_PR_READ_KEYS || cmd == FS_IOC_PR_READ_RESERVATION)
+        return pr_read(d, who, cmd, in, in_len, out, out_size, out_len);
+    /* changing a reservation takes an fd open for writing, or root */
+    if (!h->writable && who->uid != 0)
+        return -EPERM;
+    snprintf(name, sizeof(name), "fd-%" PRIu32, h->initiator);
+    switch (cmd) {
+    case IOC_PR_REGISTER: {
+        struct pr_registration a;
+
+        if ((r = pr_arg(in, in_len, &a, sizeof(a))) < 0)
+            return r;
+        if (a.flags & ~PR_FL_IGNORE_KEY)
+            return -EOPNOTSUPP;
+        r = ops->register_key(d->pr, name, a.old_key, a.new_key,
+                              (a.flags & PR_FL_IGNORE_KEY) ? DL_PR_F_IGNORE_KEY
+                                                           : 0);
+        break;
+    }
+    case IOC_PR_RESERVE:
+    case IOC_PR_RELEASE: {
+        struct pr_reservation a;
+
+        if ((r = pr_arg(in, in_len, &a, sizeof(a))) < 0)
+            return r;
+        if (a.flags & ~PR_FL_IGNORE_KEY)
+            return -EOPNOTSUPP;
+        r = cmd == IOC_PR_RESERVE
+                ? ops->reserve(d->pr, name, a.key, a.type, 0)
+                : ops->release(d->pr, name, a.key, a.type, 0);
+        break;
+    }
+    case IOC_PR_PREEMPT:
+    case IOC_PR_PREEMPT_ABORT: {
+        struct pr_preempt a;
+
+        if ((r = pr_arg(in, in_len, &a, sizeof(a))) < 0)
+            return r;
+        if (a.flags)
+            return -EOPNOTSUPP;
+        r = ops->preempt(d->pr, name, a.old_key, a.new_key, a.type,
+                         cmd == IOC_PR_PREEMPT_ABORT);
+        break;
+    }
+    case IOC_PR_CLEAR: {
+        struct pr_clear a;
+
+        if ((r = pr_arg(in, in_len, &a, sizeof(a))) < 0)
+            return r;
+        if (a.flags)
+            return -EOPNOTSUPP;
+        r = ops->clear(d->pr, name, a.key);
+        break;
+    }
+    default:
+        return -ENOTTY;
+    }
+    if (r == -EBADE) {
+        *result = PR_STS_RESERVATION_CONFLICT;
+        return 0;
+    }
+    return r;
+}
+
+int image_ioctl(struct fs_handle *h, const struct fs_caller *who,
+                unsigned int cmd, const void *in, size_t in_len, void *out,
+                size_t out_size, size_t *out_len, int *result)
 {
     struct dl_disk *disk = h->target;
 
@@ -220,8 +382,11 @@ int image_ioctl(struct fs_handle *h, unsigned int cmd, const void *in,
         return 0;
     }
     /* The IOC_PR_* family ('p', 200-207): only a stack with a reservation
-     * table can answer, and none of the parts built so far has one. */
+     * table answers; IOC_PR_* on a layer view is refused the same way. */
     if (_IOC_TYPE(cmd) == 'p' && _IOC_NR(cmd) >= 200 && _IOC_NR(cmd) <= 207)
-        return -EOPNOTSUPP;
+        return h->target == h->disk->disk
+                   ? pr_ioctl(h, who, cmd, in, in_len, out, out_size, out_len,
+                              result)
+                   : -EOPNOTSUPP;
     return -ENOTTY;
 }

@@ -88,6 +88,12 @@ static int build_tree(struct fs_mount *m)
             r = add_node(m, dir, FS_CTL_INFO, "info", d);
         if (r == 0)
             r = add_node(m, dir, FS_CTL_SIZE, "size", d);
+        if (r == 0 && d->delay)
+            r = add_node(m, dir, FS_CTL_DELAY, "delay", d);
+        if (r == 0 && d->error)
+            r = add_node(m, dir, FS_CTL_ERROR, "error", d);
+        if (r == 0 && d->pr)
+            r = add_node(m, dir, FS_CTL_PR, "pr", d);
         if (r < 0 || !d->layered)
             continue;
         r = add_node(m, dir, FS_CTL_LAYERS, "layers", d);
@@ -168,6 +174,9 @@ int fs_mount_new(struct dl_ctx *ctx, struct conf *c, const char *state_path,
             goto fail;
         }
         d->layered = dl_layered_of(d->disk);
+        d->delay = dl_find_part(d->disk, "delay");
+        d->error = dl_find_part(d->disk, "error");
+        d->pr = dl_pr_disk(d->disk, &d->pr_ops);
         d->read_only = cd->read_only;
         d->stack = TAKE_PTR(cd->stack); /* kept for --state */
         d->mode = dl_read_only(d->disk) ? 0400 : 0600;

@@ -29,6 +29,9 @@ enum fs_kind {
     FS_CTL_SNAPSHOT, /* .ctl/NAME/snapshot */
     FS_LAYER_DIR,    /* .ctl/NAME/layer/ */
     FS_LAYER,        /* .ctl/NAME/layer/N: what layer N alone holds */
+    FS_CTL_DELAY,    /* .ctl/NAME/delay: the delay part's settings */
+    FS_CTL_ERROR,    /* .ctl/NAME/error: the error part's settings */
+    FS_CTL_PR,       /* .ctl/NAME/pr: the reservation table */
 };
 
 /* layer/N files exist for layers 0 .. FS_MAX_LAYERS-1 that are there */
@@ -39,6 +42,9 @@ struct fs_disk {
     char *name;
     struct dl_disk *disk;
     struct dl_disk *layered; /* the stack's layered disk, or NULL */
+    /* Parts with control files of their own, or NULL */
+    struct dl_disk *delay, *error, *pr;
+    const struct dl_pr_ops *pr_ops;
     /* The stack's description, kept as snapshots change it (for --state);
      * protected by m->lock. */
     struct dl_node *stack;
@@ -152,9 +158,13 @@ int image_lseek(struct dl_disk *disk, uint64_t off, int whence,
  * O_TRUNC (has_fh false); a smaller size is -EPERM. */
 int image_set_size(struct fs_disk *d, uint64_t size, bool has_fh);
 /* An ioctl: result is the ioctl's return value, out gets out_len bytes. */
-int image_ioctl(struct fs_handle *h, unsigned int cmd, const void *in,
-                size_t in_len, void *out, size_t out_size, size_t *out_len,
-                int *result);
+struct fs_caller {
+    uid_t uid;
+    pid_t pid; /* 0 when in another pid namespace */
+};
+int image_ioctl(struct fs_handle *h, const struct fs_caller *who,
+                unsigned int cmd, const void *in, size_t in_len, void *out,
+                size_t out_size, size_t *out_len, int *result);
 
 /* ---- control files (ctl.c) ---- */
 
@@ -163,6 +173,10 @@ int ctl_open(struct fs_mount *m, struct fs_handle *h, int flags);
 int64_t ctl_read(struct fs_handle *h, void *buf, size_t len);
 int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len);
 void ctl_free(struct fs_ctl *c);
+struct ctl_pr_cmd;
+/* Run a reservation command on the disk's reservation table (-EBADE for
+ * a conflict, with the message set). */
+int fs_pr_run(struct fs_disk *fd, const struct ctl_pr_cmd *c, char **msg);
 /* 0400 for read-only control files, 0600 for ones taking commands */
 mode_t ctl_mode(enum fs_kind kind);
 /* Is this node there now? (layer/N only while layer N exists) */

@@ -1,6 +1,7 @@
 /* Fuzz target: control commands, one write(2) to a .ctl file: split into
  * words, then parsed as a size command (.ctl/NAME/size) and as a snapshot
- * command (.ctl/NAME/snapshot, with its layer spec). */
+ * command (.ctl/NAME/snapshot, with its layer spec) and as a reservation
+ * command (.ctl/NAME/pr). */
 #include <errno.h>
 
 #include "conf/conf.h"
@@ -57,6 +58,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ctlcmd_check_msg(r, msg);
             }
             dl_node_free(layer);
+        }
+    }
+    free(msg);
+    msg = NULL;
+    {
+        struct ctl_pr_cmd pr;
+
+        r = ctl_parse_pr(&args, &pr, &msg);
+        ctlcmd_check_msg(r, msg);
+        if (r == 0) {
+            FUZZ_CHECK(pr.who && *pr.who && strlen(pr.who) <= CTL_PR_MAX_NAME);
+            FUZZ_CHECK(pr.op <= CTL_PR_PREEMPT);
+            if (pr.op == CTL_PR_RESERVE || pr.op == CTL_PR_RELEASE ||
+                pr.op == CTL_PR_PREEMPT)
+                FUZZ_CHECK(ctl_pr_type_name(pr.type) != NULL);
         }
     }
     ctl_args_free(&args);

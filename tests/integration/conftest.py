@@ -9,6 +9,7 @@ stderr. A failing test prints the command line that reproduces it.
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -239,3 +240,23 @@ def run(cmd, check=True, **kw):
         pytest.fail("$ %s\nexit %d\n%s%s" % (shlex.join(map(str, cmd)),
                                              p.returncode, p.stdout, p.stderr))
     return p
+
+
+def need(tool):
+    """Skip the test when a client program is missing."""
+    if not shutil.which(tool):
+        pytest.skip("%s is not installed (tests/install-deps test)" % tool)
+
+
+def ctl(d, disk, file, cmd):
+    """Write a command to .ctl/DISK/FILE of a mount; return (errno or 0,
+    the reason read back on the same fd)."""
+    fd = os.open(d.path(".ctl/%s/%s" % (disk, file)), os.O_RDWR)
+    try:
+        try:
+            os.write(fd, cmd.encode())
+            return 0, ""
+        except OSError as e:
+            return e.errno, os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)

@@ -10,7 +10,7 @@ from conftest import ROOT, diskstack_binary
 
 
 def test_bench_quick_mode_runs_every_target(tmp_path):
-    for tool in ("fio", "qemu-storage-daemon"):
+    for tool in ("fio", "qemu-storage-daemon", "cryptsetup"):
         if not shutil.which(tool):
             pytest.skip("%s is not installed (tests/install-deps test)" % tool)
     p = subprocess.run(
@@ -30,8 +30,8 @@ def test_bench_quick_mode_runs_every_target(tmp_path):
         assert len(cells) == len(header), line
         rows[cells[0]] = cells
     assert list(rows) == ["raw", "ds-direct", "ds-buffered", "ds-memdiff",
-                          "ds-sqldiff", "qsd-direct", "qsd-buffered",
-                          "qsd-qcow2"]
+                          "ds-sqldiff", "ds-crypt", "qsd-direct",
+                          "qsd-buffered", "qsd-qcow2", "qsd-luks"]
     for name, cells in rows.items():
         # the measured columns all have numbers; raw has no daemon
         n = 7 if name == "raw" else 11
@@ -40,8 +40,9 @@ def test_bench_quick_mode_runs_every_target(tmp_path):
     ratios = [l for l in lines if l.startswith("| ds-direct | qsd-direct |")]
     assert ratios and "—" not in ratios[0]
     assert any(l.startswith("| ds-buffered | qsd-buffered |") for l in lines)
-    for t in ("ds-memdiff", "ds-sqldiff"):
-        assert any(l.startswith("| %s | qsd-qcow2 |" % t) for l in lines)
+    for t, peer in (("ds-memdiff", "qsd-qcow2"), ("ds-sqldiff", "qsd-qcow2"),
+                    ("ds-crypt", "qsd-luks")):
+        assert any(l.startswith("| %s | %s |" % (t, peer)) for l in lines)
         assert any(l.startswith("| %s | ds-direct |" % t) for l in lines)
     assert any("tables / held" in l for l in lines), "the ram memory table"
     # it cleaned up after itself

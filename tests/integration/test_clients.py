@@ -7,21 +7,14 @@ import fcntl
 import json
 import multiprocessing
 import os
-import shutil
 import struct
-import subprocess
 
 import pytest
 
-from conftest import make_file, run
+from conftest import make_file, run, need
 
 MiB = 1 << 20
 GiB = 1 << 30
-
-
-def need(tool):
-    if not shutil.which(tool):
-        pytest.skip("%s is not installed (tests/install-deps test)" % tool)
 
 
 FIO_CASES = [

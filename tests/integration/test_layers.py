@@ -6,11 +6,10 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 
 import pytest
 
-from conftest import make_file, run
+from conftest import make_file, run, need, ctl
 
 MiB = 1 << 20
 
@@ -21,24 +20,6 @@ def sha(path):
         for b in iter(lambda: f.read(1 << 20), b""):
             h.update(b)
     return h.hexdigest()
-
-
-def need(tool):
-    if not shutil.which(tool):
-        pytest.skip("%s is not installed (tests/install-deps test)" % tool)
-
-
-def ctl(d, disk, file, cmd):
-    """Write a command; return (errno or 0, the reason read back)."""
-    fd = os.open(d.path(".ctl/%s/%s" % (disk, file)), os.O_RDWR)
-    try:
-        try:
-            os.write(fd, cmd.encode())
-            return 0, ""
-        except OSError as e:
-            return e.errno, os.read(fd, 4096).decode()
-    finally:
-        os.close(fd)
 
 
 def layers(d, disk="d.img"):

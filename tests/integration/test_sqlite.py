@@ -3,37 +3,17 @@ persistent snapshots that survive a restart with --state, acknowledged
 writes that survive kill -9 of the daemon, and databases that are not
 ours."""
 
-import errno
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 
-import pytest
 
-from conftest import Daemon, make_file, run
+from conftest import Daemon, make_file, run, need, ctl
 
 MiB = 1 << 20
-
-
-def need(tool):
-    if not shutil.which(tool):
-        pytest.skip("%s is not installed (tests/install-deps test)" % tool)
-
-
-def ctl(d, disk, file, cmd):
-    fd = os.open(d.path(".ctl/%s/%s" % (disk, file)), os.O_RDWR)
-    try:
-        try:
-            os.write(fd, cmd.encode())
-            return 0, ""
-        except OSError as e:
-            return e.errno, os.read(fd, 4096).decode()
-    finally:
-        os.close(fd)
 
 
 def integrity(db):
@@ -229,6 +209,8 @@ def test_autocache_fills_and_serves(tmp_path, mount, diskstack):
     d = mount("--cache-dir", cache, "--disk", spec)
     with open(d.path("d.img"), "rb") as f:
         first = f.read(2 * MiB)
+    with open(base, "rb") as f:
+        assert first == f.read(2 * MiB)
     rows = open(d.path(".ctl/d.img/layers")).read().splitlines()
     assert "read-cache" in rows[0] and int(rows[0].split()[3]) >= 2 * MiB, rows
     d.stop()

@@ -112,6 +112,75 @@ struct dl_ctx *t_ctx(void)
     return ctx;
 }
 
+struct dl_node *t_node(const char *drv, ...)
+{
+    struct dl_node *n;
+    char *msg = NULL;
+    va_list ap;
+
+    if (dl_node_new(dl_find_driver(drv), &n) < 0)
+        abort();
+    va_start(ap, drv);
+    for (const char *k; (k = va_arg(ap, const char *));) {
+        const char *v = va_arg(ap, const char *);
+
+        if (dl_node_set(n, k, v, &msg) < 0) {
+            fprintf(stderr, "%s=%s: %s\n", k, v, msg);
+            abort();
+        }
+    }
+    va_end(ap);
+    return n;
+}
+
+struct dl_node *t_layered(struct dl_node *top, ...)
+{
+    struct dl_node *n;
+    va_list ap;
+
+    if (dl_node_new(dl_find_driver("layered"), &n) < 0)
+        abort();
+    va_start(ap, top);
+    for (struct dl_node *c = top; c; c = va_arg(ap, struct dl_node *))
+        if (dl_node_add_child(n, c) < 0)
+            abort();
+    va_end(ap);
+    return n;
+}
+
+int t_open(struct dl_ctx *ctx, struct dl_node *n, unsigned flags,
+           struct dl_disk **ret, char **ret_msg)
+{
+    int r = dl_node_validate(n, ret_msg);
+
+    if (r == 0)
+        r = dl_open(ctx, n, flags, ret, ret_msg);
+    dl_node_free(n);
+    return r;
+}
+
+struct dl_disk *t_open_ok(struct dl_ctx *ctx, struct dl_node *n,
+                          unsigned flags)
+{
+    struct dl_disk *d = NULL;
+    char *msg = NULL;
+
+    if (t_open(ctx, n, flags, &d, &msg) < 0) {
+        fprintf(stderr, "open: %s\n", msg ? msg : "?");
+        abort();
+    }
+    return d;
+}
+
+char *t_path(const char *dir, const char *name)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        abort();
+    return p;
+}
+
 /* ---- the suite ---- */
 
 #define MARK 0xa5

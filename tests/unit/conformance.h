@@ -33,6 +33,20 @@ void t_cleanup_dir(const char *dir);
 /* A context that prints library messages at warning level and above. */
 struct dl_ctx *t_ctx(void);
 
+/* Stack descriptions for tests: a node of driver drv with settings given
+ * as name, value pairs ending with NULL (aborts on a bad one); a layered
+ * node of the layers given top first, ending with NULL. */
+struct dl_node *t_node(const char *drv, ...);
+struct dl_node *t_layered(struct dl_node *top, ...);
+/* Validate and open n (freed either way). */
+int t_open(struct dl_ctx *ctx, struct dl_node *n, unsigned flags,
+           struct dl_disk **ret, char **ret_msg);
+/* ... and abort when that fails. */
+struct dl_disk *t_open_ok(struct dl_ctx *ctx, struct dl_node *n,
+                          unsigned flags);
+/* DIR/NAME, malloc'd */
+char *t_path(const char *dir, const char *name);
+
 /* ---- conformance ---- */
 
 struct conformance_opts {

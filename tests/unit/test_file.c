@@ -313,6 +313,90 @@ static void test_holes(void)
     free(buf);
 }
 
+/* offset= / length=: a window of the file is the whole disk */
+static void test_window(void)
+{
+    _cleanup_free_ char *path = path_of("window.img");
+    struct dl_disk *d;
+    struct extent_list l = {0};
+    uint8_t *buf = aligned_alloc(4096, 1 << 20);
+    uint8_t *raw = malloc(1 << 20);
+    char *msg = NULL;
+    uint64_t alloc;
+    int fd, r;
+
+    make_file(path, 8 << 20);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    memset(raw, 0x11, 4096);
+    CHECK(pwrite(fd, raw, 4096, (1 << 20) - 4096) == 4096, "mark before");
+    memset(raw, 0x22, 4096);
+    CHECK(pwrite(fd, raw, 4096, 1 << 20) == 4096, "mark at the window");
+    for (int direct = 0; direct < 2; direct++) {
+        r = open_file((struct kv[]){{"path", path}, {"offset", "1M"},
+                                    {"length", "4M"},
+                                    {"direct", direct ? "true" : "false"},
+                                    {NULL, NULL}},
+                      0, &d, &msg);
+        if (!CHECK(r == 0, "open a window (direct=%d): %s", direct,
+                   msg ? msg : ""))
+            break;
+        CHECK_EQ(dl_size(d), 4 << 20, "the window's size");
+        CHECK(!dl_can_resize(d), "a window does not resize");
+        CHECK_EQ(dl_pread(d, buf, 0, 4096, NULL), 0, "read the first sector");
+        CHECK(buf[0] == 0x22 && buf[4095] == 0x22,
+              "sector 0 is the file's byte 1M");
+        memset(buf, 0x33, 8192);
+        CHECK_EQ(dl_pwrite(d, buf, (4 << 20) - 8192, 8192, NULL), 0,
+                 "write the window's last sectors");
+        CHECK(pread(fd, raw, 8192, (5 << 20) - 8192) == 8192 &&
+                  raw[0] == 0x33 && raw[8191] == 0x33,
+              "they land before the window's end in the file");
+        CHECK_EQ(dl_pwrite(d, buf, 4 << 20, 512, NULL), -ERANGE,
+                 "nothing past the window");
+        memset(&l, 0, sizeof(l));
+        CHECK_EQ(dl_extents(d, 0, 4 << 20, collect, &l), 0, "extents");
+        CHECK(l.n == 3 && l.off[0] == 0 && l.type[0] == 0 &&
+                  l.len[0] == 4096 && (l.type[1] & DL_EXTENT_HOLE) &&
+                  l.off[2] == (4 << 20) - 8192 && l.type[2] == 0,
+              "extents in the window's own offsets (%u pieces)", l.n);
+        CHECK_EQ(dl_allocated(d, &alloc), 0, "allocated");
+        CHECK(alloc == 4096 + 8192,
+              "only the window's blocks count (%" PRIu64 ")", alloc);
+        CHECK_EQ(dl_unmap(d, (4 << 20) - 8192, 8192, NULL), 0, "unmap");
+        CHECK(pread(fd, raw, 8192, (5 << 20) - 8192) == 8192 &&
+                  raw[0] == 0 && raw[8191] == 0,
+              "unmap punches inside the window");
+        CHECK(pread(fd, raw, 4096, (1 << 20) - 4096) == 4096 &&
+                  raw[0] == 0x11,
+              "the byte before the window is untouched");
+        dl_close(d);
+    }
+    r = open_file((struct kv[]){{"path", path}, {"offset", "6M"},
+                                {"length", "4M"}, {NULL, NULL}},
+                  0, &d, &msg);
+    CHECK(r == -EINVAL && msg && strstr(msg, "inside the file"),
+          "a window past the end is refused: %s", msg ? msg : "");
+    free(msg);
+    msg = NULL;
+    r = open_file((struct kv[]){{"path", path}, {"offset", "1000"},
+                                {NULL, NULL}},
+                  0, &d, &msg);
+    CHECK(r == -EINVAL && msg && strstr(msg, "multiple"),
+          "an unaligned offset is refused: %s", msg ? msg : "");
+    free(msg);
+    msg = NULL;
+    r = open_file((struct kv[]){{"path", path}, {"offset", "1M"},
+                                {"create", "8M"}, {NULL, NULL}},
+                  0, &d, &msg);
+    CHECK(r == -EINVAL && msg && strstr(msg, "create="),
+          "create= with a window is refused: %s", msg ? msg : "");
+    free(msg);
+    close(fd);
+    unlink(path);
+    free(buf);
+    free(raw);
+}
+
 static unsigned resize_calls;
 static uint64_t resize_seen;
 
@@ -429,6 +513,7 @@ int main(void)
     test_create();
     test_refusals();
     test_holes();
+    test_window();
     test_resize();
     test_direct_bounce();
     t_cleanup_dir(dir);

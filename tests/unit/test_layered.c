@@ -17,63 +17,6 @@
 static struct dl_ctx *ctx;
 static char *dir;
 
-static struct dl_node *node(const char *drv, ...)
-{
-    struct dl_node *n;
-    char *msg = NULL;
-    va_list ap;
-
-    if (dl_node_new(dl_find_driver(drv), &n) < 0)
-        abort();
-    va_start(ap, drv);
-    for (const char *k; (k = va_arg(ap, const char *));) {
-        const char *v = va_arg(ap, const char *);
-
-        if (dl_node_set(n, k, v, &msg) < 0) {
-            fprintf(stderr, "%s=%s: %s\n", k, v, msg);
-            abort();
-        }
-    }
-    va_end(ap);
-    return n;
-}
-
-static struct dl_node *layered(struct dl_node *top, ...)
-{
-    struct dl_node *n;
-    va_list ap;
-
-    dl_node_new(dl_find_driver("layered"), &n);
-    va_start(ap, top);
-    for (struct dl_node *c = top; c; c = va_arg(ap, struct dl_node *))
-        dl_node_add_child(n, c);
-    va_end(ap);
-    return n;
-}
-
-static int open_node(struct dl_node *n, unsigned flags, struct dl_disk **d,
-                     char **msg)
-{
-    int r = dl_node_validate(n, msg);
-
-    if (r == 0)
-        r = dl_open(ctx, n, flags, d, msg);
-    dl_node_free(n);
-    return r;
-}
-
-static struct dl_disk *open_ok(struct dl_node *n, unsigned flags)
-{
-    struct dl_disk *d = NULL;
-    char *msg = NULL;
-
-    if (open_node(n, flags, &d, &msg) < 0) {
-        fprintf(stderr, "open: %s\n", msg ? msg : "?");
-        abort();
-    }
-    return d;
-}
-
 static char *make_file(const char *name, uint64_t size, uint8_t fill)
 {
     char *p;
@@ -104,7 +47,7 @@ static void test_conformance(void)
         struct dl_disk *d;
 
         /* mem:SIZE — one ram layer */
-        d = open_ok(layered(node("ram", "size", "4M", "sector", sectors[i],
+        d = t_open_ok(ctx, t_layered(t_node("ram", "size", "4M", "sector", sectors[i],
                                  NULL),
                             NULL),
                     0);
@@ -113,14 +56,14 @@ static void test_conformance(void)
         dl_close(d);
 
         /* the ram layer alone, not in a layered disk */
-        d = open_ok(node("ram", "size", "4M", "sector", sectors[i], NULL), 0);
+        d = t_open_ok(ctx, t_node("ram", "size", "4M", "sector", sectors[i], NULL), 0);
         snprintf(name, sizeof(name), "ram alone sector=%s", sectors[i]);
         conformance_run(d, &(struct conformance_opts){.name = name});
         dl_close(d);
 
         /* memdiff over a file (size and sector size inherited) */
-        d = open_ok(layered(node("ram", NULL),
-                            node("file", "path", base, "sector", sectors[i],
+        d = t_open_ok(ctx, t_layered(t_node("ram", NULL),
+                            t_node("file", "path", base, "sector", sectors[i],
                                  NULL),
                             NULL),
                     0);
@@ -130,8 +73,8 @@ static void test_conformance(void)
         dl_close(d);
 
         /* three layers: ram over ram over file */
-        d = open_ok(layered(node("ram", NULL), node("ram", NULL),
-                            node("file", "path", base, "sector", sectors[i],
+        d = t_open_ok(ctx, t_layered(t_node("ram", NULL), t_node("ram", NULL),
+                            t_node("file", "path", base, "sector", sectors[i],
                                  NULL),
                             NULL),
                     0);
@@ -140,8 +83,8 @@ static void test_conformance(void)
         dl_close(d);
 
         /* read-only */
-        d = open_ok(layered(node("ram", NULL),
-                            node("file", "path", base, "sector", sectors[i],
+        d = t_open_ok(ctx, t_layered(t_node("ram", NULL),
+                            t_node("file", "path", base, "sector", sectors[i],
                                  NULL),
                             NULL),
                     DL_OPEN_RDONLY);
@@ -165,12 +108,12 @@ static uint64_t held(struct dl_disk *layered, unsigned number)
 static void test_read_cache_fill(void)
 {
     _cleanup_free_ char *base = make_file("cached.raw", 1 << 20, 0x11);
-    struct dl_node *cache = node("ram", NULL);
+    struct dl_node *cache = t_node("ram", NULL);
     struct dl_disk *d, *l;
     uint8_t buf[16 * 512];
 
     cache->read_cache = true;
-    d = open_ok(layered(cache, node("file", "path", base, NULL), NULL),
+    d = t_open_ok(ctx, t_layered(cache, t_node("file", "path", base, NULL), NULL),
                 DL_OPEN_RDONLY);
     l = dl_layered_of(d);
     for (int round = 0; round < 2; round++)
@@ -204,7 +147,7 @@ static void test_fall_through_and_views(void)
     uint8_t buf[4096];
     struct dl_layer_desc ld;
 
-    d = open_ok(layered(node("ram", NULL), node("file", "path", base, NULL),
+    d = t_open_ok(ctx, t_layered(t_node("ram", NULL), t_node("file", "path", base, NULL),
                         NULL),
                 0);
     l = dl_layered_of(d);
@@ -255,8 +198,8 @@ static void test_refusals(void)
     char *msg = NULL;
     int r;
 
-    r = open_node(layered(node("ram", "sector", "4096", NULL),
-                          node("file", "path", base, NULL), NULL),
+    r = t_open(ctx, t_layered(t_node("ram", "sector", "4096", NULL),
+                          t_node("file", "path", base, NULL), NULL),
                   0, &d, &msg);
     CHECK(r == -EINVAL && msg && strstr(msg, "layer 1 (ram") &&
               strstr(msg, "sector size 4096 differs from 512"),
@@ -264,9 +207,9 @@ static void test_refusals(void)
     free(msg);
     msg = NULL;
 
-    n = node("ram", NULL);
+    n = t_node("ram", NULL);
     n->read_only = true;
-    r = open_node(layered(n, node("file", "path", base, NULL), NULL), 0, &d,
+    r = t_open(ctx, t_layered(n, t_node("file", "path", base, NULL), NULL), 0, &d,
                   &msg);
     CHECK(r == -EROFS && msg && strstr(msg, "write path"),
           "a read-only layer in the write path is refused: %s",
@@ -274,31 +217,31 @@ static void test_refusals(void)
     free(msg);
     msg = NULL;
 
-    n = node("file", "path", base, NULL);
+    n = t_node("file", "path", base, NULL);
     n->read_cache = true;
-    r = open_node(layered(n, node("ram", "size", "1M", NULL), NULL), 0, &d,
+    r = t_open(ctx, t_layered(n, t_node("ram", "size", "1M", NULL), NULL), 0, &d,
                   &msg);
     CHECK(r == -EINVAL && msg && strstr(msg, "cannot be a read cache"),
           "a read cache must be a layer: %s", msg ? msg : "");
     free(msg);
     msg = NULL;
 
-    n = node("ram", "size", "1M", NULL);
+    n = t_node("ram", "size", "1M", NULL);
     n->write_through = true;
-    r = open_node(layered(node("ram", NULL), n, NULL), 0, &d, &msg);
+    r = t_open(ctx, t_layered(t_node("ram", NULL), n, NULL), 0, &d, &msg);
     CHECK(r == -EINVAL && msg && strstr(msg, "write-through"),
           "write-through at the bottom is refused: %s", msg ? msg : "");
     free(msg);
     msg = NULL;
 
-    r = open_node(node("ram", NULL), 0, &d, &msg);
+    r = t_open(ctx, t_node("ram", NULL), 0, &d, &msg);
     CHECK(r == -EINVAL && msg && strstr(msg, "needs a size"),
           "a ram layer alone needs a size: %s", msg ? msg : "");
     free(msg);
     msg = NULL;
 
     /* revert and commit of configured layers */
-    d = open_ok(layered(node("ram", NULL), node("file", "path", base, NULL),
+    d = t_open_ok(ctx, t_layered(t_node("ram", NULL), t_node("file", "path", base, NULL),
                         NULL),
                 0);
     CHECK(dl_layered_revert(dl_layered_of(d), &msg) == -EINVAL && msg &&
@@ -313,10 +256,10 @@ static void test_refusals(void)
     dl_close(d);
 
     /* commit into a configured read-only layer */
-    n = node("ram", "size", "1M", NULL);
+    n = t_node("ram", "size", "1M", NULL);
     n->read_only = true;
-    d = open_ok(layered(n, NULL), DL_OPEN_RDONLY);
-    n = node("ram", NULL);
+    d = t_open_ok(ctx, t_layered(n, NULL), DL_OPEN_RDONLY);
+    n = t_node("ram", NULL);
     CHECK(dl_layered_snapshot(dl_layered_of(d), n, &msg) == -EROFS,
           "no snapshot of a read-only disk");
     dl_node_free(n);
@@ -331,7 +274,7 @@ static void test_refusals(void)
 static void differential(const char *name, struct dl_node *stack,
                          unsigned nops, size_t base_layers)
 {
-    struct dl_disk *d = open_ok(stack, 0), *l = dl_layered_of(d);
+    struct dl_disk *d = t_open_ok(ctx, stack, 0), *l = dl_layered_of(d);
     const uint64_t size = dl_size(d), lss = dl_sector_size(d);
     const uint64_t sectors = size / lss;
     uint8_t *model = malloc(size), *buf = aligned_alloc(4096, 256 * 1024);
@@ -375,7 +318,7 @@ static void differential(const char *name, struct dl_node *stack,
             memcpy(model + boff, buf, blen);
         } else if (op < 88) {
             if (depth < ARRAY_SIZE(saved) && depth < 6) {
-                struct dl_node *top = node("ram", NULL);
+                struct dl_node *top = t_node("ram", NULL);
 
                 r = dl_layered_snapshot(l, top, &msg);
                 dl_node_free(top);
@@ -435,16 +378,16 @@ static void test_differential(void)
     _cleanup_free_ char *base = make_file("diff.raw", 2 << 20, 0x5a);
 
     differential("two layers (ram over file)",
-                 layered(node("ram", NULL), node("file", "path", base, NULL),
+                 t_layered(t_node("ram", NULL), t_node("file", "path", base, NULL),
                          NULL),
                  4000, 2);
     differential("three layers (ram over ram over file)",
-                 layered(node("ram", NULL), node("ram", NULL),
-                         node("file", "path", base, NULL), NULL),
+                 t_layered(t_node("ram", NULL), t_node("ram", NULL),
+                         t_node("file", "path", base, NULL), NULL),
                  4000, 3);
     differential("two layers, 4096-byte sectors",
-                 layered(node("ram", NULL),
-                         node("file", "path", base, "sector", "4096", NULL),
+                 t_layered(t_node("ram", NULL),
+                         t_node("file", "path", base, "sector", "4096", NULL),
                          NULL),
                  3000, 2);
     unlink(base);
@@ -453,8 +396,8 @@ static void test_differential(void)
 static void test_resize(void)
 {
     _cleanup_free_ char *base = make_file("grow.raw", 1 << 20, 0x77);
-    struct dl_disk *d = open_ok(layered(node("ram", NULL),
-                                        node("file", "path", base, NULL),
+    struct dl_disk *d = t_open_ok(ctx, t_layered(t_node("ram", NULL),
+                                        t_node("file", "path", base, NULL),
                                         NULL),
                                 0);
     uint8_t buf[4096];
@@ -486,7 +429,7 @@ static void test_resize(void)
 
 static void test_ram_memory(void)
 {
-    struct dl_disk *d = open_ok(node("ram", "size", "512M", NULL), 0);
+    struct dl_disk *d = t_open_ok(ctx, t_node("ram", "size", "512M", NULL), 0);
     uint8_t buf[4096];
     uint64_t data = 0, tables = 0, written = 0;
 

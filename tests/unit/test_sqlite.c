@@ -24,75 +24,9 @@ static char *dir;
 
 /* ---- helpers ---- */
 
-static struct dl_node *node(const char *drv, ...)
-{
-    struct dl_node *n;
-    char *msg = NULL;
-    va_list ap;
-
-    if (dl_node_new(dl_find_driver(drv), &n) < 0)
-        abort();
-    va_start(ap, drv);
-    for (const char *k; (k = va_arg(ap, const char *));) {
-        const char *v = va_arg(ap, const char *);
-
-        if (dl_node_set(n, k, v, &msg) < 0) {
-            fprintf(stderr, "%s=%s: %s\n", k, v, msg);
-            abort();
-        }
-    }
-    va_end(ap);
-    return n;
-}
-
-static struct dl_node *layered(struct dl_node *top, ...)
-{
-    struct dl_node *n;
-    va_list ap;
-
-    dl_node_new(dl_find_driver("layered"), &n);
-    va_start(ap, top);
-    for (struct dl_node *c = top; c; c = va_arg(ap, struct dl_node *))
-        dl_node_add_child(n, c);
-    va_end(ap);
-    return n;
-}
-
-static int open_node(struct dl_node *n, unsigned flags, struct dl_disk **d,
-                     char **msg)
-{
-    int r = dl_node_validate(n, msg);
-
-    if (r == 0)
-        r = dl_open(ctx, n, flags, d, msg);
-    dl_node_free(n);
-    return r;
-}
-
-static struct dl_disk *open_ok(struct dl_node *n, unsigned flags)
-{
-    struct dl_disk *d = NULL;
-    char *msg = NULL;
-
-    if (open_node(n, flags, &d, &msg) < 0) {
-        fprintf(stderr, "open: %s\n", msg ? msg : "?");
-        abort();
-    }
-    return d;
-}
-
-static char *path_of(const char *name)
-{
-    char *p;
-
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
 static char *make_file(const char *name, uint64_t size, uint8_t fill)
 {
-    char *p = path_of(name);
+    char *p = t_path(dir, name);
     uint8_t *buf = malloc(1 << 20);
     int fd = open(p, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
 
@@ -260,8 +194,8 @@ static void test_conformance(void)
         struct blob before;
 
         snprintf(fname, sizeof(fname), "alone-%s.db", sectors[i]);
-        alone = path_of(fname);
-        d = open_ok(node("sqlite", "path", alone, "create", "true", "size",
+        alone = t_path(dir, fname);
+        d = t_open_ok(ctx, t_node("sqlite", "path", alone, "create", "true", "size",
                          "4M", "sector", sectors[i], NULL),
                     0);
         snprintf(name, sizeof(name), "sqlite alone sector=%s", sectors[i]);
@@ -275,7 +209,7 @@ static void test_conformance(void)
         CHECK(!exists(alone, "-wal") && !exists(alone, "-shm"),
               "closing removed the WAL");
         before = slurp(alone);
-        d = open_ok(node("sqlite", "path", alone, NULL), DL_OPEN_RDONLY);
+        d = t_open_ok(ctx, t_node("sqlite", "path", alone, NULL), DL_OPEN_RDONLY);
         snprintf(name, sizeof(name), "sqlite alone read-only sector=%s",
                  sectors[i]);
         conformance_run(d, &(struct conformance_opts){.name = name});
@@ -287,11 +221,11 @@ static void test_conformance(void)
 
         /* sqldiff: over a file, size and sector size from below */
         snprintf(fname, sizeof(fname), "top-%s.db", sectors[i]);
-        top = path_of(fname);
+        top = t_path(dir, fname);
         base = make_file("base.raw", 4 << 20, 0x3c);
-        d = open_ok(layered(node("sqlite", "path", top, "create", "true",
+        d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", top, "create", "true",
                                  NULL),
-                            node("file", "path", base, "sector", sectors[i],
+                            t_node("file", "path", base, "sector", sectors[i],
                                  NULL),
                             NULL),
                     0);
@@ -303,9 +237,9 @@ static void test_conformance(void)
         check_runs(top, (uint32_t)atoi(sectors[i]), "runs do not overlap");
 
         before = slurp(top);
-        d = open_ok(layered(node("sqlite", "path", top, "create", "true",
+        d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", top, "create", "true",
                                  NULL),
-                            node("file", "path", base, "sector", sectors[i],
+                            t_node("file", "path", base, "sector", sectors[i],
                                  NULL),
                             NULL),
                     DL_OPEN_RDONLY);
@@ -326,13 +260,13 @@ static void test_conformance(void)
 
 static void test_persist(void)
 {
-    _cleanup_free_ char *p = path_of("persist.db");
+    _cleanup_free_ char *p = t_path(dir, "persist.db");
     const uint64_t size = 1 << 20;
     uint8_t *model = calloc(1, size), *buf = malloc(size);
     uint64_t alloc1 = 0, alloc2 = 0;
     struct dl_disk *d;
 
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     for (int i = 0; i < 200; i++) {
@@ -355,7 +289,7 @@ static void test_persist(void)
     dl_allocated(d, &alloc1);
     dl_close(d);
 
-    d = open_ok(node("sqlite", "path", p, NULL), 0);
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, NULL), 0);
     CHECK_EQ(dl_size(d), size, "the size is the database's own");
     CHECK_EQ(dl_pread(d, buf, 0, size, NULL), 0, "read back");
     CHECK(!memcmp(buf, model, size), "the data survived close and reopen");
@@ -372,14 +306,14 @@ static void test_persist(void)
  * read-only open reads it out of the WAL it left. */
 static void test_killed(void)
 {
-    _cleanup_free_ char *p = path_of("killed.db");
+    _cleanup_free_ char *p = t_path(dir, "killed.db");
     uint8_t *data = malloc(256 << 10), *buf = malloc(256 << 10);
     struct dl_disk *d;
     pid_t pid;
     int status = 0;
 
     fill(data, 256 << 10);
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     dl_close(d);
@@ -387,7 +321,7 @@ static void test_killed(void)
     pid = fork();
     if (pid == 0) {
         struct dl_disk *c = NULL;
-        struct dl_node *n = node("sqlite", "path", p, NULL);
+        struct dl_node *n = t_node("sqlite", "path", p, NULL);
         char *msg = NULL;
 
         if (dl_node_validate(n, &msg) < 0 || dl_open(ctx, n, 0, &c, &msg) < 0)
@@ -401,14 +335,14 @@ static void test_killed(void)
           "the child wrote and exited without closing");
     CHECK(exists(p, "-wal"), "it left its WAL");
 
-    d = open_ok(node("sqlite", "path", p, NULL), DL_OPEN_RDONLY);
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, NULL), DL_OPEN_RDONLY);
     memset(buf, 0, 256 << 10);
     CHECK_EQ(dl_pread(d, buf, 128 << 10, 256 << 10, NULL), 0, "read-only read");
     CHECK(!memcmp(buf, data, 256 << 10),
           "a read-only open sees the committed write in the WAL");
     dl_close(d);
 
-    d = open_ok(node("sqlite", "path", p, NULL), 0);
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, NULL), 0);
     memset(buf, 0, 256 << 10);
     CHECK_EQ(dl_pread(d, buf, 128 << 10, 256 << 10, NULL), 0, "read");
     CHECK(!memcmp(buf, data, 256 << 10), "the committed write survived");
@@ -424,12 +358,12 @@ static void test_killed(void)
 
 static void test_rows(void)
 {
-    _cleanup_free_ char *p = path_of("rows.db");
+    _cleanup_free_ char *p = t_path(dir, "rows.db");
     uint8_t *buf = malloc(1 << 20);
     struct dl_disk *d;
 
     fill(buf, 1 << 20);
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "8M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "8M",
                      NULL),
                 0);
     CHECK_EQ(dl_pwrite(d, buf, 1 << 20, 1 << 20, NULL), 0, "1 MiB write");
@@ -442,7 +376,7 @@ static void test_rows(void)
              "holding 1 MiB of data");
 
     /* a write into its middle splits it in three */
-    d = open_ok(node("sqlite", "path", p, NULL), 0);
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, NULL), 0);
     memset(buf, 0x77, 4096);
     CHECK_EQ(dl_pwrite(d, buf, (1 << 20) + 8192, 4096, NULL), 0, "4k write");
     dl_close(d);
@@ -456,7 +390,7 @@ static void test_rows(void)
     check_runs(p, 512, "split runs");
 
     /* one write over all three and beyond replaces them */
-    d = open_ok(node("sqlite", "path", p, NULL), 0);
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, NULL), 0);
     fill(buf, 1 << 20);
     CHECK_EQ(dl_pwrite(d, buf, (1 << 20) - 4096, 1 << 20, NULL), 0,
              "overwrite");
@@ -477,7 +411,7 @@ static void test_rows(void)
     remove_db(p);
 
     /* 4096-byte sectors: the same write is 256 sectors */
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "8M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "8M",
                      "sector", "4096", NULL),
                 0);
     CHECK_EQ(dl_pwrite(d, buf, 1 << 20, 1 << 20, NULL), 0, "1 MiB write");
@@ -498,14 +432,14 @@ static void test_rows(void)
 
 static void test_zeroes(void)
 {
-    _cleanup_free_ char *p = path_of("zeroes.db");
-    _cleanup_free_ char *top = path_of("zeroes-top.db");
+    _cleanup_free_ char *p = t_path(dir, "zeroes.db");
+    _cleanup_free_ char *top = t_path(dir, "zeroes-top.db");
     _cleanup_free_ char *base = make_file("zeroes.raw", 1 << 20, 0x5a);
     uint8_t *buf = calloc(1, 1 << 16);
     struct dl_disk *d;
     uint64_t alloc = 0;
 
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     CHECK_EQ(dl_pwrite(d, buf, 0, 1 << 16, NULL), 0, "write 64k of zeroes");
@@ -523,8 +457,8 @@ static void test_zeroes(void)
              "the unmapped sector is gone");
 
     /* over data below, an unmap holds zeroes */
-    d = open_ok(layered(node("sqlite", "path", top, "create", "true", NULL),
-                        node("file", "path", base, NULL), NULL),
+    d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", top, "create", "true", NULL),
+                        t_node("file", "path", base, NULL), NULL),
                 0);
     CHECK_EQ(dl_unmap(d, 4096, 8192, NULL), 0, "unmap over the file");
     CHECK_EQ(dl_pread(d, buf, 0, 16384, NULL), 0, "read");
@@ -550,7 +484,7 @@ static void test_zeroes(void)
 
 static void test_no_overwrite(void)
 {
-    _cleanup_free_ char *p = path_of("fill.db");
+    _cleanup_free_ char *p = t_path(dir, "fill.db");
     uint8_t a[4 * 512], b[16 * 512], back[16 * 512];
     uint64_t bits[1];
     struct dl_presence pr = {.bits = bits, .nsect = 16};
@@ -558,7 +492,7 @@ static void test_no_overwrite(void)
 
     memset(a, 0xaa, sizeof(a));
     memset(b, 0xbb, sizeof(b));
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     CHECK_EQ(dl_pwrite(d, a, 4 * 512, sizeof(a), NULL), 0, "write 4..8");
@@ -647,7 +581,7 @@ static void compare(struct dl_disk *d, const struct dmodel *m,
 
 static void differential(const char *sector, uint64_t size, unsigned nops)
 {
-    _cleanup_free_ char *p = path_of("diff.db");
+    _cleanup_free_ char *p = t_path(dir, "diff.db");
     char sz[32];
     struct dmodel m = {.size = size, .lss = (uint64_t)atoi(sector)};
     const uint64_t sectors = size / m.lss;
@@ -659,7 +593,7 @@ static void differential(const char *sector, uint64_t size, unsigned nops)
     snprintf(sz, sizeof(sz), "%" PRIu64, size);
     m.data = calloc(1, size);
     m.state = calloc(1, sectors);
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", sz,
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", sz,
                      "sector", sector, NULL),
                 0);
     for (unsigned i = 0; i < nops && !failed; i++) {
@@ -730,7 +664,7 @@ static void differential(const char *sector, uint64_t size, unsigned nops)
     compare(d, &m, "after the random run");
     dl_close(d);
     check_runs(p, (uint32_t)m.lss, "differential runs do not overlap");
-    d = open_ok(node("sqlite", "path", p, NULL), 0);
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, NULL), 0);
     compare(d, &m, "after reopening");
     dl_close(d);
     printf("differential sector=%s: %u operations, %" PRId64 " rows\n",
@@ -746,15 +680,15 @@ static void differential(const char *sector, uint64_t size, unsigned nops)
 
 static void test_resize(void)
 {
-    _cleanup_free_ char *p = path_of("grow.db");
+    _cleanup_free_ char *p = t_path(dir, "grow.db");
     _cleanup_free_ char *base = make_file("grow.raw", 1 << 20, 0x77);
     uint8_t buf[4096];
     uint64_t alloc = 0;
     char *msg = NULL;
     struct dl_disk *d;
 
-    d = open_ok(layered(node("sqlite", "path", p, "create", "true", NULL),
-                        node("file", "path", base, NULL), NULL),
+    d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", p, "create", "true", NULL),
+                        t_node("file", "path", base, NULL), NULL),
                 0);
     CHECK(dl_can_resize(d), "an sqlite stack resizes (its top)");
     memset(buf, 0x11, sizeof(buf));
@@ -786,8 +720,8 @@ static void test_resize(void)
              1 << 20, "the new size is stored");
     check_runs(p, 512, "resized runs");
 
-    d = open_ok(layered(node("sqlite", "path", p, "create", "true", NULL),
-                        node("file", "path", base, NULL), NULL),
+    d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", p, "create", "true", NULL),
+                        t_node("file", "path", base, NULL), NULL),
                 0);
     CHECK_EQ(dl_size(d), 1 << 20, "reopened at the stored size");
     dl_pread(d, buf, (1 << 20) - 4096, 4096, NULL);
@@ -803,12 +737,12 @@ static void test_resize(void)
 
 static void test_flush(void)
 {
-    _cleanup_free_ char *p = path_of("flush.db");
+    _cleanup_free_ char *p = t_path(dir, "flush.db");
     uint8_t buf[4096];
     struct dl_disk *d;
 
     memset(buf, 0x42, sizeof(buf));
-    d = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     CHECK_EQ(dl_flush(d, NULL), 0, "flush with nothing written");
@@ -833,22 +767,22 @@ static void test_flush(void)
  * the top's extents and reads it from inside the walk) and reverted. */
 static void test_snapshot(void)
 {
-    _cleanup_free_ char *p = path_of("snap-top.db");
-    _cleanup_free_ char *s1 = path_of("snap-1.db"), *s2 = path_of("snap-2.db");
+    _cleanup_free_ char *p = t_path(dir, "snap-top.db");
+    _cleanup_free_ char *s1 = t_path(dir, "snap-1.db"), *s2 = t_path(dir, "snap-2.db");
     _cleanup_free_ char *base = make_file("snap.raw", 1 << 20, 0x11);
     struct dl_disk *d, *l;
     struct dl_node *n;
     uint8_t buf[8192];
     char *msg = NULL;
 
-    d = open_ok(layered(node("sqlite", "path", p, "create", "true", NULL),
-                        node("file", "path", base, NULL), NULL),
+    d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", p, "create", "true", NULL),
+                        t_node("file", "path", base, NULL), NULL),
                 0);
     l = dl_layered_of(d);
     memset(buf, 0x22, sizeof(buf));
     CHECK_EQ(dl_pwrite(d, buf, 0, 4096, NULL), 0, "write into the top");
 
-    n = node("sqlite", "path", s1, "create", "true", NULL);
+    n = t_node("sqlite", "path", s1, "create", "true", NULL);
     CHECK(dl_layered_snapshot(l, n, &msg) == 0, "snapshot sql: %s",
           msg ? msg : "");
     dl_node_free(n);
@@ -865,7 +799,7 @@ static void test_snapshot(void)
     CHECK_EQ(dl_pread(d, buf, 65536, 8192, NULL), 0, "read");
     CHECK(buf[0] == 0 && buf[8191] == 0, "the committed zeroes too");
 
-    n = node("sqlite", "path", s2, "create", "true", NULL);
+    n = t_node("sqlite", "path", s2, "create", "true", NULL);
     CHECK(dl_layered_snapshot(l, n, &msg) == 0, "snapshot again: %s",
           msg ? msg : "");
     dl_node_free(n);
@@ -893,7 +827,7 @@ static void refused(struct dl_node *n, unsigned flags, const char *path,
     bool had_wal = exists(path, "-wal");
     struct dl_disk *d = NULL;
     char *msg = NULL;
-    int r = open_node(n, flags, &d, &msg);
+    int r = t_open(ctx, n, flags, &d, &msg);
 
     CHECK(r == want && msg && strstr(msg, needle),
           "%s: refused (%d) with '%s': %s", what, r, needle, msg ? msg : "");
@@ -917,9 +851,9 @@ static void make_db(const char *path, const char *sql)
 
 static void test_refusals(void)
 {
-    _cleanup_free_ char *x = path_of("x.db"), *dbhd = path_of("os.dbhd");
-    _cleanup_free_ char *foreign = path_of("foreign.db");
-    _cleanup_free_ char *ours = path_of("ours.db"), *nope = path_of("no.db");
+    _cleanup_free_ char *x = t_path(dir, "x.db"), *dbhd = t_path(dir, "os.dbhd");
+    _cleanup_free_ char *foreign = t_path(dir, "foreign.db");
+    _cleanup_free_ char *ours = t_path(dir, "ours.db"), *nope = t_path(dir, "no.db");
     _cleanup_free_ char *empty = make_file("empty.db", 0, 0);
     _cleanup_free_ char *base = make_file("refuse.raw", 1 << 20, 0);
     struct dl_disk *d;
@@ -929,11 +863,11 @@ static void test_refusals(void)
     for (int i = 0; i < 100; i++)
         fprintf(f, "this is a text file, not a database (%d)\n", i);
     fclose(f);
-    refused(node("sqlite", "path", x, "create", "true", "size", "1M", NULL), 0,
+    refused(t_node("sqlite", "path", x, "create", "true", "size", "1M", NULL), 0,
             x, -EINVAL, "is not an SQLite database", "a text file");
-    refused(node("sqlite", "path", x, NULL), DL_OPEN_RDONLY, x, -EINVAL,
+    refused(t_node("sqlite", "path", x, NULL), DL_OPEN_RDONLY, x, -EINVAL,
             "is not an SQLite database", "a text file, read-only");
-    refused(node("sqlite", "path", empty, "create", "true", "size", "1M",
+    refused(t_node("sqlite", "path", empty, "create", "true", "size", "1M",
                  NULL),
             0, empty, -EINVAL, "not a diskstack layer database",
             "an empty file");
@@ -945,53 +879,53 @@ static void test_refusals(void)
                   "INSERT INTO meta VALUES (json('{\"logically_read_only\":"
                   "false,\"sector_count\":2048,\"sector_size\":512}'));"
                   "INSERT INTO sectors VALUES (3, zeroblob(512));");
-    refused(node("sqlite", "path", dbhd, "create", "true", NULL), 0, dbhd,
+    refused(t_node("sqlite", "path", dbhd, "create", "true", NULL), 0, dbhd,
             -EINVAL, "OpenVMM dbhd", "an OpenVMM dbhd database");
-    refused(layered(node("sqlite", "path", dbhd, NULL),
-                    node("file", "path", base, NULL), NULL),
+    refused(t_layered(t_node("sqlite", "path", dbhd, NULL),
+                    t_node("file", "path", base, NULL), NULL),
             DL_OPEN_RDONLY, dbhd, -EINVAL, "its own schema",
             "an OpenVMM dbhd database, read-only in a stack");
 
     make_db(foreign, "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
-    refused(node("sqlite", "path", foreign, "create", "true", "size", "1M",
+    refused(t_node("sqlite", "path", foreign, "create", "true", "size", "1M",
                  NULL),
             0, foreign, -EINVAL, "not a diskstack layer database",
             "another SQLite database");
 
     remove_db(ours);
-    d = open_ok(node("sqlite", "path", ours, "create", "true", "size", "1M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", ours, "create", "true", "size", "1M",
                      NULL),
                 0);
     dl_close(d);
-    refused(node("sqlite", "path", ours, "size", "2M", NULL), 0, ours, -EINVAL,
+    refused(t_node("sqlite", "path", ours, "size", "2M", NULL), 0, ours, -EINVAL,
             "has size 1048576 (1M) but size= asks for 2097152 (2M)",
             "a size mismatch");
-    refused(node("sqlite", "path", ours, "sector", "4096", NULL), 0, ours,
+    refused(t_node("sqlite", "path", ours, "sector", "4096", NULL), 0, ours,
             -EINVAL, "has sector size 512 but sector= asks for 4096",
             "a sector size mismatch");
-    refused(layered(node("sqlite", "path", ours, NULL),
-                    node("file", "path", base, "sector", "4096", NULL), NULL),
+    refused(t_layered(t_node("sqlite", "path", ours, NULL),
+                    t_node("file", "path", base, "sector", "4096", NULL), NULL),
             0, ours, -EINVAL, "sector size 512 but the disk below has 4096",
             "a sector size differing from the layer below");
     q_exec(ours, "UPDATE diskstack_layer SET value = 2 WHERE key = 'version'");
-    refused(node("sqlite", "path", ours, NULL), 0, ours, -EOPNOTSUPP,
+    refused(t_node("sqlite", "path", ours, NULL), 0, ours, -EOPNOTSUPP,
             "version 2, newer", "a newer version");
     q_exec(ours, "UPDATE diskstack_layer SET value = 1 WHERE key = 'version';"
                  "UPDATE diskstack_layer SET value = 1000 WHERE key = 'size'");
-    refused(node("sqlite", "path", ours, NULL), 0, ours, -EINVAL,
+    refused(t_node("sqlite", "path", ours, NULL), 0, ours, -EINVAL,
             "not a positive multiple", "a stored size not of whole sectors");
 
     /* missing files */
-    refused(node("sqlite", "path", nope, "size", "1M", NULL), 0, nope, -ENOENT,
+    refused(t_node("sqlite", "path", nope, "size", "1M", NULL), 0, nope, -ENOENT,
             "does not exist", "a missing file without create");
-    refused(node("sqlite", "path", nope, "create", "true", "size", "1M", NULL),
+    refused(t_node("sqlite", "path", nope, "create", "true", "size", "1M", NULL),
             DL_OPEN_RDONLY, nope, -ENOENT,
             "does not exist; create= makes it only when opened for writing",
             "a missing file opened read-only");
-    refused(node("sqlite", "path", nope, "create", "true", NULL), 0, nope,
+    refused(t_node("sqlite", "path", nope, "create", "true", NULL), 0, nope,
             -EINVAL, "needs a size", "a new database alone without a size");
     {
-        struct dl_node *n = node("sqlite", "path", nope, "size", "4096", NULL);
+        struct dl_node *n = t_node("sqlite", "path", nope, "size", "4096", NULL);
         char *msg = NULL;
 
         dl_node_set(n, "sector", "4096", &msg);
@@ -1005,13 +939,13 @@ static void test_refusals(void)
     }
 
     /* a dry run ("diskstack check") succeeds and makes nothing */
-    d = open_ok(node("sqlite", "path", nope, "create", "true", "size", "2M",
+    d = t_open_ok(ctx, t_node("sqlite", "path", nope, "create", "true", "size", "2M",
                      NULL),
                 DL_OPEN_DRY_RUN);
     CHECK_EQ(dl_size(d), 2 << 20, "a dry run reports the size it would have");
     dl_close(d);
-    d = open_ok(layered(node("sqlite", "path", nope, "create", "true", NULL),
-                        node("file", "path", base, "sector", "4096", NULL),
+    d = t_open_ok(ctx, t_layered(t_node("sqlite", "path", nope, "create", "true", NULL),
+                        t_node("file", "path", base, "sector", "4096", NULL),
                         NULL),
                 DL_OPEN_DRY_RUN);
     CHECK(dl_size(d) == 1 << 20 && dl_sector_size(d) == 4096,
@@ -1031,7 +965,7 @@ static void test_refusals(void)
                      "WHERE key = 'size'");
         free(before.p);
         before = slurp(ours);
-        d = open_ok(node("sqlite", "path", ours, NULL), DL_OPEN_DRY_RUN);
+        d = t_open_ok(ctx, t_node("sqlite", "path", ours, NULL), DL_OPEN_DRY_RUN);
         CHECK_EQ(dl_size(d), 1 << 20, "a dry run of an existing database");
         dl_close(d);
         CHECK(same_file(ours, before) && !exists(ours, "-wal"),
@@ -1050,19 +984,19 @@ static void test_refusals(void)
  * is rather than making another. */
 static void test_create_existing(void)
 {
-    _cleanup_free_ char *p = path_of("twice.db");
+    _cleanup_free_ char *p = t_path(dir, "twice.db");
     uint8_t buf[512];
     struct dl_disk *a, *b;
     struct stat st;
 
-    a = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    a = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     memset(buf, 0x31, sizeof(buf));
     CHECK_EQ(dl_pwrite(a, buf, 0, 512, NULL), 0, "write");
     CHECK(stat(p, &st) == 0 && S_ISREG(st.st_mode), "the file is in place");
     dl_close(a);
-    b = open_ok(node("sqlite", "path", p, "create", "true", "size", "1M",
+    b = t_open_ok(ctx, t_node("sqlite", "path", p, "create", "true", "size", "1M",
                      NULL),
                 0);
     memset(buf, 0, sizeof(buf));
