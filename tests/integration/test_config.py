@@ -187,5 +187,10 @@ def test_the_examples_check(diskstack, tmp_path):
     make_file(tmp_path / "data" / "demo.raw", 16 * MiB)
     make_file(tmp_path / "data" / "demo-4k.raw", 16 * MiB)
     make_file(tmp_path / "data" / "sample-ext4.raw", 16 * MiB)
+    make_file(tmp_path / "data" / "secure.raw", 16 * MiB)
+    make_file(tmp_path / "data" / "shared.raw", 16 * MiB)
+    key = tmp_path / "data" / "secure.key"
+    key.write_bytes(bytes(range(64)))
+    key.chmod(0o600)
     p = diskstack("check", "-c", conf, check=0)
-    assert p.stdout.count("name = ") == 3
+    assert p.stdout.count("name = ") == 6

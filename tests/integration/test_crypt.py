@@ -91,6 +91,10 @@ def test_ciphertext_is_xts_plain64(mount, tmp_path, keyfile):
     with open(backing, "rb") as f:
         f.seek(2 * MiB)
         assert f.read(65536) != bytes(65536)
+    run(["fallocate", "-p", "-o", str(3 * MiB), "-l", "65536", img])
+    with open(img, "rb") as f:
+        f.seek(3 * MiB)
+        assert f.read(65536) == bytes(65536)
 
 
 def test_4096_byte_sectors_use_the_4096_byte_index(mount, tmp_path, keyfile):

@@ -311,12 +311,35 @@ def test_pr_conflict_matrix(pr):
         assert a.read(0) == 0 and c.write(0) == 0
 
 
+def test_pr_matrix_with_a_named_holder(pr):
+    """The holder is a host played through .ctl; the fds are a registrant
+    and an outsider."""
+    d, (a, b, c) = pr
+    for typ, (_, reg_rights, other_rights) in ACCESS.items():
+        assert ctl(d, "p.img", "pr", "as hostA register 0 0xa") == (0, "")
+        assert register(b.fd, 0, 0xB) == 0
+        assert ctl(d, "p.img", "pr", "as hostA reserve 0xa %s" % TYPES[typ]) == (0, "")
+        assert read_reservation(b.fd)[2] == typ
+        for io, allowed in ((b, reg_rights), (c, other_rights)):
+            assert io.read(0) == (0 if "r" in allowed else errno.EBADE)
+            assert io.write(0) == (0 if "w" in allowed else errno.EBADE)
+        # the fd takes the reservation over from the named host
+        assert preempt(b.fd, 0xB, 0 if typ >= 5 else 0xa, typ) == 0
+        st = pr_state(d)
+        assert "hostA" not in st[2] and st[1][0] == TYPES[typ]
+        assert b.write(0) == 0
+        assert ctl(d, "p.img", "pr", "as hostA reserve 0xa we")[0] == errno.EBADE
+        assert clear(b.fd, 0xB) == 0
+
+
 def test_pr_results_of_the_ioctls(pr):
     d, (a, b, c) = pr
     assert register(a.fd, 0, 0x1111) == 0
     assert register(a.fd, 0x9999, 0x2222) == CONFLICT  # wrong old key
     assert register(b.fd, 0, 0x2222) == 0
     assert reserve(c.fd, 0x3333, 1) == CONFLICT  # not registered
+    assert reserve(a.fd, 0, 1) == CONFLICT  # key 0 is nobody's key
+    assert reserve(a.fd, 0x2222, 1) == CONFLICT  # someone else's key
     assert reserve(a.fd, 0x1111, 7) == -errno.EINVAL  # no such type
     assert reserve(a.fd, 0x1111, 0) == -errno.EINVAL
     assert register(a.fd, 0x1111, 0x1112, flags=2) == -errno.EOPNOTSUPP
