@@ -279,9 +279,15 @@ def run_job(args, target, job):
     timer2 = threading.Timer(args.ramp + args.runtime - 0.05, sample, ("end",))
     timer.start()
     timer2.start()
-    out, err = fio.communicate(timeout=args.runtime + args.ramp + 120)
-    timer.cancel()
-    timer2.cancel()
+    try:
+        out, err = fio.communicate(timeout=args.runtime + args.ramp + 120)
+    except BaseException:
+        fio.kill()
+        fio.wait()
+        raise
+    finally:
+        timer.cancel()
+        timer2.cancel()
     if fio.returncode != 0:
         raise RuntimeError("fio %s on %s failed: %s" % (name, target.name, err.strip()))
     res = json.loads(out[out.index("{"):])["jobs"][0]
@@ -328,31 +334,45 @@ def make_backing(args):
     return path
 
 
+def luks_dump(image, pw):
+    return subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key",
+                           "--batch-mode", "--key-file", pw, image],
+                          check=True, capture_output=True, text=True).stdout
+
+
 def make_luks(args, work):
     """A LUKS1 image (aes-256-xts-plain64) with a payload of the backing
-    file's size, allocated; its payload offset and volume key (in a key
-    file) from cryptsetup."""
+    file's size, its payload offset and volume key (in a key file) from
+    cryptsetup. The payload is filled with random bytes like the backing
+    file: blocks written as zeroes can stay unallocated below a virtual
+    disk, and writing to them later is far slower."""
     image = os.path.join(args.dir, "luks-%d.img" % args.size)
+    pw = os.path.join(work, "luks.pw")
+    with open(pw, "w") as f:
+        f.write(LUKS_SECRET)
     if not os.path.exists(image):
-        log("bench: making a %d MiB LUKS1 image" % (args.size // MiB))
+        log("bench: making a %d MiB LUKS1 image of random data"
+            % (args.size // MiB))
         tmp = image + ".tmp"
         subprocess.run(["qemu-img", "create", "-q", "-f", "luks",
                         "--object", "secret,id=s0,data=" + LUKS_SECRET, "-o",
                         "key-secret=s0,cipher-alg=aes-256,cipher-mode=xts,"
-                        "ivgen-alg=plain64,iter-time=10,preallocation=full",
+                        "ivgen-alg=plain64,iter-time=10",
                         tmp, str(args.size)], check=True)
+        payload = luks_payload(luks_dump(tmp, pw))
+        subprocess.run(["fio", "--name=fill", "--filename=" + tmp,
+                        "--rw=write", "--bs=1M", "--offset=%d" % payload,
+                        "--size=%d" % args.size, "--direct=1",
+                        "--ioengine=io_uring", "--iodepth=8",
+                        "--refill_buffers=1", "--randrepeat=0",
+                        "--output-format=terse"],
+                       check=True, stdout=subprocess.DEVNULL)
         os.rename(tmp, image)
-    pw = os.path.join(work, "luks.pw")
-    with open(pw, "w") as f:
-        f.write(LUKS_SECRET)
-    out = subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key",
-                          "--batch-mode", "--key-file", pw, image],
-                         check=True, capture_output=True, text=True).stdout
-    payload = key = None
+    out = luks_dump(image, pw)
+    payload = luks_payload(out)
+    key = None
     lines = out.splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("Payload offset:"):
-            payload = int(line.split()[-1]) * 512
         if line.startswith("MK dump:"):
             hexes = line.split(":", 1)[1].split()
             for more in lines[i + 1:]:
@@ -367,6 +387,14 @@ def make_luks(args, work):
     with os.fdopen(fd, "wb") as f:
         f.write(key)
     return {"image": image, "payload": payload, "key": keyfile}
+
+
+def luks_payload(dump):
+    """The payload offset in bytes from luksDump's output, or None."""
+    for line in dump.splitlines():
+        if line.startswith("Payload offset:"):
+            return int(line.split()[-1]) * 512
+    return None
 
 
 # ---- the table ----
@@ -493,7 +521,14 @@ def ram_memory(args, backing, work):
     return "\n".join(lines)
 
 
+def stop_on_term(signum, frame):
+    # SIGTERM (kill PID) ends the run like Ctrl-C: daemons are stopped and
+    # the work directory removed
+    raise KeyboardInterrupt
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop_on_term)
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
