@@ -86,6 +86,17 @@ static int parse_options(struct dl_node *n, char *opts, char **ret_msg)
     return 0;
 }
 
+/* A new node of driver drv for a part written as kind. */
+static int new_part(const char *drv, const char *kind, struct dl_node **ret,
+                    char **ret_msg)
+{
+    if (!dl_find_driver(drv)) {
+        dl_msg(ret_msg, "%s: this build has no %s driver", kind, drv);
+        return -EOPNOTSUPP;
+    }
+    return dl_node_new(dl_find_driver(drv), ret);
+}
+
 /* A part of a driver with a path: "PATH{;OPT}" (the path runs to the
  * first ';'). */
 static int parse_path_part(const char *drv, const char *kind,
@@ -106,11 +117,7 @@ static int parse_path_part(const char *drv, const char *kind,
         dl_msg(ret_msg, "%s: needs a path (%s:PATH)", kind, kind);
         return -EINVAL;
     }
-    if (!dl_find_driver(drv)) {
-        dl_msg(ret_msg, "%s: this build has no %s driver", kind, drv);
-        return -EOPNOTSUPP;
-    }
-    r = dl_node_new(dl_find_driver(drv), &n);
+    r = new_part(drv, kind, &n, ret_msg);
     if (r < 0)
         return r;
     r = dl_node_set(n, "path", copy, ret_msg);
@@ -307,15 +314,6 @@ static int decorate(const struct spec_ctx *ctx, const char *kind,
     return 0;
 }
 
-static int new_part(const char *drv, const char *kind, struct dl_node **ret,
-                    char **ret_msg)
-{
-    if (!dl_find_driver(drv)) {
-        dl_msg(ret_msg, "%s: this build has no %s driver", kind, drv);
-        return -EOPNOTSUPP;
-    }
-    return dl_node_new(dl_find_driver(drv), ret);
-}
 
 /* Split "FIELD:REST" at the first ':' into a copy of FIELD. */
 static int split_field(const char *kind, const char *usage, const char *what,

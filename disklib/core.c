@@ -986,6 +986,10 @@ static int open_node(struct dl_ctx *ctx, const struct dl_node *n,
         }
     }
 
+    /* a decorator reads back unmapped ranges as the disk below does,
+     * unless its open says otherwise */
+    if (d->nchild == 1 && !drv->opens_children)
+        d->unmap_behavior = d->child[0]->unmap_behavior;
     d->opened = true;
     r = drv->open(d, n, cflags, &msg);
     d->below = NULL;

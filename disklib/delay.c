@@ -137,9 +137,6 @@ static int delay_open(struct dl_disk *d, const struct dl_node *n,
     pthread_mutex_init(&s->set_lock, NULL);
     for (int i = 0; i < DELAY_NOPS; i++)
         atomic_store(&s->ns[i], dl_node_u64(n, (size_t)i));
-    /* this driver has an unmap op, so the core does not copy the
-     * behaviour from below by itself */
-    d->unmap_behavior = dl_unmap_behavior(d->child[0]);
     return 0;
 }
 

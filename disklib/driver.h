@@ -54,7 +54,8 @@ struct dl_driver {
      * that follow from others (a format from the file name). Optional. */
     int (*validate)(struct dl_node *n, char **ret_msg);
     /* Set at least d->size, d->lss, d->pss for a backend (decorators
-     * inherit them from their child). flags: DL_OPEN_*. */
+     * inherit them from their child, and start with its unmap_behavior,
+     * which open may change). flags: DL_OPEN_*. */
     int (*open)(struct dl_disk *d, const struct dl_node *n, unsigned flags,
                 char **ret_msg);
     void (*close)(struct dl_disk *d);

@@ -511,9 +511,6 @@ static int error_open(struct dl_disk *d, const struct dl_node *n,
     if (r < 0)
         return r;
     error_publish_locked(s, false);
-    /* this driver has an unmap op, so the core does not copy the
-     * behaviour from below by itself */
-    d->unmap_behavior = dl_unmap_behavior(d->child[0]);
     return 0;
 }
 

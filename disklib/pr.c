@@ -1047,9 +1047,6 @@ static int pr_open(struct dl_disk *d, const struct dl_node *n, unsigned flags,
         return r;
     s->lock_ready = true;
     s->dry_run = flags & DL_OPEN_DRY_RUN;
-    /* this driver has an unmap op (to check it), so the core does not
-     * inherit the behaviour: what the disk below does is what we do */
-    d->unmap_behavior = d->child[0]->unmap_behavior;
     if (path) {
         s->ptpl_path = strdup(path);
         if (!s->ptpl_path)

@@ -439,7 +439,9 @@ static int do_settings(struct dl_disk *part, const struct ctl_args *a,
     return dl_settings_set(part, line, msg);
 }
 
-int fs_pr_run(struct fs_disk *fd, const struct ctl_pr_cmd *c, char **msg)
+/* Run a reservation command on the disk's reservation table (-EBADE for
+ * a conflict, with the message set). */
+static int pr_run(struct fs_disk *fd, const struct ctl_pr_cmd *c, char **msg)
 {
     const struct dl_pr_ops *ops = fd->pr_ops;
     int r;
@@ -475,7 +477,7 @@ static int do_pr(struct fs_disk *fd, const struct ctl_args *a, char **msg)
     struct ctl_pr_cmd c;
     int r = ctl_parse_pr(a, &c, msg);
 
-    return r < 0 ? r : fs_pr_run(fd, &c, msg);
+    return r < 0 ? r : pr_run(fd, &c, msg);
 }
 
 int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len)

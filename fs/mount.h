@@ -173,10 +173,6 @@ int ctl_open(struct fs_mount *m, struct fs_handle *h, int flags);
 int64_t ctl_read(struct fs_handle *h, void *buf, size_t len);
 int64_t ctl_write(struct fs_handle *h, const void *buf, size_t len);
 void ctl_free(struct fs_ctl *c);
-struct ctl_pr_cmd;
-/* Run a reservation command on the disk's reservation table (-EBADE for
- * a conflict, with the message set). */
-int fs_pr_run(struct fs_disk *fd, const struct ctl_pr_cmd *c, char **msg);
 /* 0400 for read-only control files, 0600 for ones taking commands */
 mode_t ctl_mode(enum fs_kind kind);
 /* Is this node there now? (layer/N only while layer N exists) */

@@ -373,6 +373,12 @@ def test_pr_results_of_the_ioctls(pr):
     assert e == errno.EBADE and "conflict" in why
     e, why = ctl(d, "p.img", "pr", "reserve 1 wx")
     assert e == errno.EINVAL and "type" in why
+    e, why = ctl(d, "p.img", "pr", "as host/a register 0 1")
+    assert e == errno.EINVAL and "initiator name" in why
+    e, why = ctl(d, "p.img", "pr", "register 0")
+    assert e == errno.EINVAL and "usage" in why
+    e, why = ctl(d, "p.img", "pr", "reserve 0xzz we")
+    assert e == errno.EINVAL and "not a key" in why
     pr_fds = pr[1]
     pr_fds[0] = Direct(d.path("p.img"))  # for the fixture's close
 

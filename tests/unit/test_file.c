@@ -54,15 +54,6 @@ static int open_file(const struct kv *kv, unsigned flags, struct dl_disk **d,
     return r;
 }
 
-static char *path_of(const char *name)
-{
-    char *p;
-
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
 static void make_file(const char *path, uint64_t size)
 {
     int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
@@ -81,7 +72,7 @@ static uint64_t file_size(const char *path)
 
 static void test_conformance(const char *sector, bool direct)
 {
-    _cleanup_free_ char *path = path_of("conf.img");
+    _cleanup_free_ char *path = t_path(dir, "conf.img");
     _cleanup_free_ char *name = NULL;
     struct kv kv[] = {{"path", path}, {"create", "4M"}, {"sector", sector},
                       {"direct", direct ? "true" : "false"}, {NULL, NULL}};
@@ -113,7 +104,7 @@ static void test_conformance(const char *sector, bool direct)
 
 static void test_create(void)
 {
-    _cleanup_free_ char *path = path_of("create.img");
+    _cleanup_free_ char *path = t_path(dir, "create.img");
     struct kv kv[] = {{"path", path}, {"create", "1M"}, {NULL, NULL}};
     struct dl_disk *d;
     char *msg = NULL;
@@ -170,10 +161,10 @@ static void test_create(void)
 
 static void test_refusals(void)
 {
-    _cleanup_free_ char *odd = path_of("odd.img");
-    _cleanup_free_ char *vhdx = path_of("disk.vhdx");
-    _cleanup_free_ char *vhd = path_of("disk.VHD");
-    _cleanup_free_ char *iso = path_of("cd.iso");
+    _cleanup_free_ char *odd = t_path(dir, "odd.img");
+    _cleanup_free_ char *vhdx = t_path(dir, "disk.vhdx");
+    _cleanup_free_ char *vhd = t_path(dir, "disk.VHD");
+    _cleanup_free_ char *iso = t_path(dir, "cd.iso");
     struct dl_disk *d;
     char *msg = NULL;
     int r;
@@ -267,7 +258,7 @@ static int collect(void *opaque, uint64_t off, uint64_t len, unsigned type)
 
 static void test_holes(void)
 {
-    _cleanup_free_ char *path = path_of("sparse.img");
+    _cleanup_free_ char *path = t_path(dir, "sparse.img");
     struct dl_disk *d;
     struct extent_list l = {0};
     uint8_t *buf = aligned_alloc(4096, 1 << 20);
@@ -316,7 +307,7 @@ static void test_holes(void)
 /* offset= / length=: a window of the file is the whole disk */
 static void test_window(void)
 {
-    _cleanup_free_ char *path = path_of("window.img");
+    _cleanup_free_ char *path = t_path(dir, "window.img");
     struct dl_disk *d;
     struct extent_list l = {0};
     uint8_t *buf = aligned_alloc(4096, 1 << 20);
@@ -408,7 +399,7 @@ static void on_resize(void *opaque, struct dl_disk *d, uint64_t size)
 
 static void test_resize(void)
 {
-    _cleanup_free_ char *path = path_of("resize.img");
+    _cleanup_free_ char *path = t_path(dir, "resize.img");
     struct dl_disk *d;
     uint8_t *buf = aligned_alloc(4096, 8192);
     char *msg = NULL;
@@ -463,7 +454,7 @@ static void test_resize(void)
 
 static void test_direct_bounce(void)
 {
-    _cleanup_free_ char *path = path_of("direct.img");
+    _cleanup_free_ char *path = t_path(dir, "direct.img");
     struct dl_disk *d;
     uint8_t *raw = malloc((2 << 20) + 64), *buf = raw + 1;
     uint8_t *chk = aligned_alloc(4096, 2 << 20);
