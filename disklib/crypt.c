@@ -19,7 +19,7 @@
  *
  * Data path: a read reads the ciphertext into the caller's buffer and
  * decrypts it in place. A write never touches the caller's buffer: it
- * encrypts into a buffer from a pool (max_io is that buffer's size, so
+ * encrypts into the buffer of its context slot (max_io is its size, so
  * the core splits larger writes) and writes that below with the caller's
  * flags. Zeroes of plaintext are not zeroes of ciphertext, so zero is
  * refused with -EOPNOTSUPP and the core writes encrypted zeroes through
@@ -31,12 +31,13 @@
  * so every request borrows already keyed contexts (encrypt and decrypt
  * apart: their schedules differ). Sectors of 4096 bytes and more are one
  * XTS call each with the IV set; smaller ones are done a chunk at a time
- * from two ECB passes (see crypt_chunks), as setting the IV costs OpenSSL
+ * around one ECB pass (see crypt_chunks), as setting the IV costs OpenSSL
  * about as much as encrypting 512 bytes. A pool
  * is an array of slots claimed with a compare-and-swap, each slot on its
  * own cache line, the scan starting at a place derived from the thread so
  * that threads rarely meet; when all slots are busy the pool grows under
  * its mutex up to CRYPT_SLOTS, beyond that a request waits for a slot. */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -54,6 +55,7 @@
 
 #include "disklib/drivers.h"
 #include "disklib/util.h"
+#include "disklib/xts.h"
 
 #define CRYPT_KEY_LEN 64
 #define CRYPT_SLOTS 64          /* contexts per direction, at most */
@@ -93,6 +95,7 @@ struct crypt_slot {
     EVP_CIPHER_CTX *ctx; /* aes-256-xts, one data unit per call */
     EVP_CIPHER_CTX *k1;  /* aes-256-ecb with Key1, this pool's direction */
     EVP_CIPHER_CTX *k2;  /* aes-256-ecb with Key2, encrypting (tweaks) */
+    uint8_t *buf;        /* encrypting: ciphertext of a write, or NULL */
 };
 
 struct crypt_pool {
@@ -112,6 +115,7 @@ struct crypt_state {
     bool key_locked;
     struct crypt_pool enc, dec;
     struct dl_bufpool *bufs;
+    const struct dl_xts_impl *xts; /* tweak arithmetic below 4096 */
     unsigned shift;   /* log2 of the sector size */
 };
 
@@ -181,6 +185,7 @@ static int crypt_pool_init(struct crypt_pool *p, int enc)
     for (unsigned i = 0; i < CRYPT_SLOTS; i++) {
         atomic_init(&p->slot[i].state, SLOT_EMPTY);
         p->slot[i].ctx = p->slot[i].k1 = p->slot[i].k2 = NULL;
+        p->slot[i].buf = NULL;
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
@@ -188,12 +193,16 @@ static int crypt_pool_init(struct crypt_pool *p, int enc)
     return 0;
 }
 
-static void crypt_pool_destroy(struct crypt_pool *p)
+/* bufs: where the slots' write buffers go back to */
+static void crypt_pool_destroy(struct crypt_pool *p, struct dl_bufpool *bufs)
 {
     if (!p->inited)
         return;
-    for (unsigned i = 0; i < atomic_load(&p->n); i++)
+    for (unsigned i = 0; i < atomic_load(&p->n); i++) {
+        if (p->slot[i].buf)
+            dl_bufpool_put(bufs, p->slot[i].buf);
         crypt_slot_free(&p->slot[i]);
+    }
     free(p->slot);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
@@ -305,68 +314,42 @@ static int crypt_units(struct dl_disk *d, EVP_CIPHER_CTX *c, uint8_t *out,
 }
 
 /* Small sectors: setting the IV costs OpenSSL more than 512 bytes of AES,
- * so XTS is done here from two ECB passes over a chunk of sectors at a
- * time (IEEE 1619: C = E1(P ^ T) ^ T, T of block j of a sector =
- * E2(sector index) multiplied by alpha^j in GF(2^128)). No ciphertext
+ * so XTS is done here a chunk of sectors at a time around one ECB pass
+ * (xts.c): the sectors' first tweaks E2(index) from one ECB call with
+ * Key2, then out = in ^ T, E1 or D1 in place, out ^= T. No ciphertext
  * stealing is needed: sectors are whole AES blocks. */
 #define CRYPT_CHUNK 16384
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "the tweak arithmetic reads blocks as little-endian words");
-
-/* dst = src ^ t over n bytes; the buffers need no alignment */
-static inline void xor_words(uint8_t *dst, const uint8_t *src,
-                             const uint64_t *t, uint64_t n)
-{
-    for (uint64_t w = 0; w < n / 8; w++) {
-        uint64_t v;
-
-        memcpy(&v, src + 8 * w, 8);
-        v ^= t[w];
-        memcpy(dst + 8 * w, &v, 8);
-    }
-}
 
 static int crypt_chunks(struct dl_disk *d, struct crypt_slot *slot,
                         uint8_t *out, const uint8_t *in, uint64_t len,
                         uint64_t sector)
 {
-    const uint64_t lss = d->lss, blocks = lss / 16;
-    uint64_t t[CRYPT_CHUNK / 8] __attribute__((aligned(64)));
-    uint64_t first[2 * (CRYPT_CHUNK / 512)];
+    const struct crypt_state *s = d->state;
+    const uint64_t lss = d->lss;
+    uint8_t t[CRYPT_CHUNK] __attribute__((aligned(64)));
+    uint64_t first[2 * (CRYPT_CHUNK / 512 + DL_XTS_FIRST_PAD)] = {0};
 
     for (uint64_t pos = 0; pos < len;) {
         const uint64_t n = MIN(len - pos, (uint64_t)CRYPT_CHUNK);
         const uint64_t m = n / lss;
         int outl = 0;
 
-        /* the tweak of each sector's first block: E2(index), little
-         * endian (this file assumes a little-endian host, as x86 is) */
+        /* the tweak of each sector's first block: E2(index), the index
+         * a little-endian 128-bit integer */
         for (uint64_t i = 0; i < m; i++) {
-            first[2 * i] = sector + i;
+            first[2 * i] = htole64(sector + i);
             first[2 * i + 1] = 0;
         }
         if (_unlikely_(EVP_CipherUpdate(slot->k2, (uint8_t *)first, &outl,
                                         (uint8_t *)first, (int)(m * 16)) != 1))
             return crypt_failed(d, sector);
-        for (uint64_t i = 0; i < m; i++) {
-            uint64_t lo = first[2 * i], hi = first[2 * i + 1];
-            uint64_t *ti = t + i * blocks * 2;
-
-            for (uint64_t j = 0; j < blocks; j++) {
-                const uint64_t carry = hi >> 63;
-
-                ti[2 * j] = lo;
-                ti[2 * j + 1] = hi;
-                hi = (hi << 1) | (lo >> 63);
-                lo = (lo << 1) ^ (0x87 & (0 - carry));
-            }
-        }
-        xor_words(out + pos, in + pos, t, n);
+        s->xts->pre(out + pos, in + pos, t, (const uint8_t *)first, m,
+                    lss / 16);
         if (_unlikely_(EVP_CipherUpdate(slot->k1, out + pos, &outl, out + pos,
                                         (int)n) != 1 ||
                        (uint64_t)outl != n))
             return crypt_failed(d, sector);
-        xor_words(out + pos, out + pos, t, n);
+        s->xts->post(out + pos, t, n);
         pos += n;
         sector += m;
     }
@@ -408,24 +391,25 @@ static int crypt_write(struct dl_disk *d, const void *buf, uint64_t off,
 {
     struct crypt_state *s = d->state;
     struct crypt_slot *slot;
-    uint8_t *ct;
     int r;
 
     if (_unlikely_(len > dl_bufpool_bufsize(s->bufs)))
         return -EINVAL; /* the core splits at max_io */
-    ct = dl_bufpool_get(s->bufs);
-    if (!ct)
-        return -ENOMEM;
     slot = crypt_pool_take(&s->enc, s->key);
-    if (!slot) {
-        dl_bufpool_put(s->bufs, ct);
+    if (!slot)
+        return -ENOMEM;
+    /* the slot keeps its buffer: a thread mostly gets the same slot
+     * back, so the buffer is still in its cache */
+    if (!slot->buf)
+        slot->buf = dl_bufpool_get(s->bufs);
+    if (!slot->buf) {
+        crypt_pool_put(&s->enc, slot);
         return -ENOMEM;
     }
-    r = crypt_sectors(d, slot, ct, buf, len, off >> s->shift);
-    crypt_pool_put(&s->enc, slot);
+    r = crypt_sectors(d, slot, slot->buf, buf, len, off >> s->shift);
     if (r == 0)
-        r = dl_pwrite(d->child[0], ct, off, len, rq);
-    dl_bufpool_put(s->bufs, ct);
+        r = dl_pwrite(d->child[0], slot->buf, off, len, rq);
+    crypt_pool_put(&s->enc, slot);
     return r;
 }
 
@@ -595,6 +579,7 @@ static int crypt_open(struct dl_disk *d, const struct dl_node *n,
         return -EINVAL;
     }
     s->shift = (unsigned)__builtin_ctz(c->lss);
+    (void)dl_xts_impls(&s->xts);
 
     r = crypt_read_key(d, path, ret_msg);
     if (r < 0)
@@ -629,8 +614,8 @@ static void crypt_close(struct dl_disk *d)
 {
     struct crypt_state *s = d->state;
 
-    crypt_pool_destroy(&s->enc);
-    crypt_pool_destroy(&s->dec);
+    crypt_pool_destroy(&s->enc, s->bufs);
+    crypt_pool_destroy(&s->dec, s->bufs);
     dl_bufpool_free(s->bufs);
     if (s->key) {
         OPENSSL_cleanse(s->key, s->key_page);
