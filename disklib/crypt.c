@@ -318,7 +318,7 @@ static int crypt_units(struct dl_disk *d, EVP_CIPHER_CTX *c, uint8_t *out,
  * (xts.c): the sectors' first tweaks E2(index) from one ECB call with
  * Key2, then out = in ^ T, E1 or D1 in place, out ^= T. No ciphertext
  * stealing is needed: sectors are whole AES blocks. */
-#define CRYPT_CHUNK 16384
+#define CRYPT_CHUNK 4096
 
 static int crypt_chunks(struct dl_disk *d, struct crypt_slot *slot,
                         uint8_t *out, const uint8_t *in, uint64_t len,
