@@ -350,7 +350,15 @@ def make_luks(args, work):
     pw = os.path.join(work, "luks.pw")
     with open(pw, "w") as f:
         f.write(LUKS_SECRET)
-    if not os.path.exists(image):
+    out = None
+    if os.path.exists(image):
+        try:
+            out = luks_dump(image, pw)
+        except subprocess.CalledProcessError as e:
+            log("bench: the kept LUKS image %s does not open any more (%s); "
+                "making it again" % (image, (e.stderr or "").strip()))
+            os.unlink(image)
+    if out is None:
         log("bench: making a %d MiB LUKS1 image of random data"
             % (args.size // MiB))
         tmp = image + ".tmp"
@@ -368,7 +376,7 @@ def make_luks(args, work):
                         "--output-format=terse"],
                        check=True, stdout=subprocess.DEVNULL)
         os.rename(tmp, image)
-    out = luks_dump(image, pw)
+        out = luks_dump(image, pw)
     payload = luks_payload(out)
     key = None
     lines = out.splitlines()
