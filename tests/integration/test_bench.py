@@ -30,8 +30,9 @@ def test_bench_quick_mode_runs_every_target(tmp_path):
         assert len(cells) == len(header), line
         rows[cells[0]] = cells
     assert list(rows) == ["raw", "ds-direct", "ds-buffered", "ds-memdiff",
-                          "ds-sqldiff", "ds-crypt", "qsd-direct",
-                          "qsd-buffered", "qsd-qcow2", "qsd-luks"]
+                          "ds-sqldiff", "ds-crypt", "ds-window",
+                          "qsd-direct", "qsd-buffered", "qsd-qcow2",
+                          "qsd-luks"]
     for name, cells in rows.items():
         # the measured columns all have numbers; raw has no daemon
         n = 7 if name == "raw" else 11
@@ -44,6 +45,7 @@ def test_bench_quick_mode_runs_every_target(tmp_path):
                     ("ds-crypt", "qsd-luks")):
         assert any(l.startswith("| %s | %s |" % (t, peer)) for l in lines)
         assert any(l.startswith("| %s | ds-direct |" % t) for l in lines)
+    assert any(l.startswith("| ds-crypt | ds-window |") for l in lines)
     assert any("tables / held" in l for l in lines), "the ram memory table"
     # it cleaned up after itself
     assert not [d for d in tmp_path.iterdir() if d.name.startswith("run-")]
