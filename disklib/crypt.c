@@ -92,7 +92,9 @@ enum {
  * written under the pool's lock before n counts it. */
 struct crypt_slot {
     alignas(64) _Atomic int state;
+    /* large sectors: */
     EVP_CIPHER_CTX *ctx; /* aes-256-xts, one data unit per call */
+    /* small sectors: */
     EVP_CIPHER_CTX *k1;  /* aes-256-ecb with Key1, this pool's direction */
     EVP_CIPHER_CTX *k2;  /* aes-256-ecb with Key2, encrypting (tweaks) */
     uint8_t *buf;        /* encrypting: ciphertext of a write, or NULL */
@@ -106,6 +108,7 @@ struct crypt_pool {
     pthread_mutex_t lock;     /* growth and waiting */
     pthread_cond_t cond;      /* a slot came back; waited on with lock */
     int enc;
+    bool ecb;  /* slots for small sectors (crypt_chunks) */
     bool inited;
 };
 
@@ -162,12 +165,15 @@ static void crypt_slot_free(struct crypt_slot *s)
     s->ctx = s->k1 = s->k2 = NULL;
 }
 
-static int crypt_slot_new(struct crypt_slot *s, const uint8_t *key, int enc)
+/* ecb: the two ECB contexts of small sectors, else the XTS one */
+static int crypt_slot_new(struct crypt_slot *s, const uint8_t *key, int enc,
+                          bool ecb)
 {
-    int r = crypt_ctx_new(key, enc, &s->ctx);
+    int r;
 
-    if (r == 0)
-        r = crypt_ecb_new(key, enc, &s->k1);
+    if (!ecb)
+        return crypt_ctx_new(key, enc, &s->ctx);
+    r = crypt_ecb_new(key, enc, &s->k1);
     if (r == 0)
         r = crypt_ecb_new(key + CRYPT_KEY_LEN / 2, 1, &s->k2);
     if (r < 0)
@@ -218,7 +224,7 @@ static struct crypt_slot *crypt_pool_grow_locked(struct crypt_pool *p,
     if (n == CRYPT_SLOTS)
         return NULL;
     s = &p->slot[n];
-    if (crypt_slot_new(s, key, p->enc) < 0)
+    if (crypt_slot_new(s, key, p->enc, p->ecb) < 0)
         return NULL;
     atomic_store(&s->state, SLOT_BUSY);
     atomic_store_explicit(&p->n, n + 1, memory_order_release);
@@ -319,6 +325,8 @@ static int crypt_units(struct dl_disk *d, EVP_CIPHER_CTX *c, uint8_t *out,
  * Key2, then out = in ^ T, E1 or D1 in place, out ^= T. No ciphertext
  * stealing is needed: sectors are whole AES blocks. */
 #define CRYPT_CHUNK 4096
+/* below 4096 bytes; from there OpenSSL's XTS is faster per call */
+#define CRYPT_CHUNKED(lss) ((lss) < 4096)
 
 static int crypt_chunks(struct dl_disk *d, struct crypt_slot *slot,
                         uint8_t *out, const uint8_t *in, uint64_t len,
@@ -362,7 +370,7 @@ static int crypt_sectors(struct dl_disk *d, struct crypt_slot *slot,
                          uint8_t *out, const uint8_t *in, uint64_t len,
                          uint64_t sector)
 {
-    if (d->lss < 4096)
+    if (CRYPT_CHUNKED(d->lss))
         return crypt_chunks(d, slot, out, in, len, sector);
     return crypt_units(d, slot->ctx, out, in, len, sector);
 }
@@ -579,6 +587,7 @@ static int crypt_open(struct dl_disk *d, const struct dl_node *n,
         return -EINVAL;
     }
     s->shift = (unsigned)__builtin_ctz(c->lss);
+    s->enc.ecb = s->dec.ecb = CRYPT_CHUNKED(c->lss);
     (void)dl_xts_impls(&s->xts);
 
     r = crypt_read_key(d, path, ret_msg);

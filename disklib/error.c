@@ -696,21 +696,17 @@ static int error_settings_set(struct dl_disk *d, const char *cmd,
 {
     struct error_state *s = d->state;
     _cleanup_free_ char *line = strdup(cmd);
-    char *tok[64], *val[64], *save = NULL;
-    size_t ntok = 0;
+    char *tok[64], *val[64];
     struct error_conf c;
+    size_t ntok;
     int r;
 
     if (!line)
         return -ENOMEM;
-    for (char *t = strtok_r(line, " \t", &save); t;
-         t = strtok_r(NULL, " \t", &save)) {
-        if (ntok == ARRAY_SIZE(tok)) {
-            dl_msg(ret_msg, "more than %zu tokens", ARRAY_SIZE(tok));
-            return -EINVAL;
-        }
-        tok[ntok++] = t;
-    }
+    r = dl_split_tokens(line, tok, ARRAY_SIZE(tok), ret_msg);
+    if (r < 0)
+        return r;
+    ntok = (size_t)r;
     if (ntok == 0) {
         dl_msg(ret_msg, "empty command; %s", ERROR_SET_USAGE);
         return -EINVAL;

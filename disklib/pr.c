@@ -350,49 +350,11 @@ static int pr_format(const struct pr_view *v, char **ret, size_t *ret_len)
     return 0;
 }
 
-static int pr_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int pr_fsync_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    _cleanup_free_ char *dir = NULL;
-    _cleanup_close_ int fd = -1;
-
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (!dir)
-        return -ENOMEM;
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0)
-        return -errno;
-    return 0;
-}
-
-/* Replace the file with v: a temporary file beside it, fsync, rename,
- * fsync of the directory. */
+/* Replace the file with v (atomically, see dl_replace_file). */
 static int pr_write_file(const char *path, const struct pr_view *v,
                          bool *ret_renamed)
 {
-    _cleanup_free_ char *text = NULL, *tmp = NULL;
-    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *text = NULL;
     size_t len;
     int r;
 
@@ -400,26 +362,7 @@ static int pr_write_file(const char *path, const struct pr_view *v,
     r = pr_format(v, &text, &len);
     if (r < 0)
         return r;
-    if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0) {
-        tmp = NULL;
-        return -ENOMEM;
-    }
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    r = pr_write_all(fd, text, len);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (r == 0 && close(TAKE_FD(fd)) < 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return r;
-    }
-    *ret_renamed = true;
-    return pr_fsync_dir_of(path);
+    return dl_replace_file(path, text, len, ret_renamed);
 }
 
 /* Make next the current state (taking its array), persisted first; on
@@ -746,8 +689,11 @@ static int pr_flush(struct dl_disk *d, const struct dl_req *rq)
     return r;
 }
 
-static int pr_zero(struct dl_disk *d, uint64_t off, uint64_t len,
-                   const struct dl_req *rq)
+/* zero, unmap and prealloc: write-class requests over a range */
+static int pr_range(struct dl_disk *d, uint64_t off, uint64_t len,
+                    const struct dl_req *rq,
+                    int (*op)(struct dl_disk *, uint64_t, uint64_t,
+                              const struct dl_req *))
 {
     struct pr_state *s = d->state;
     bool locked;
@@ -755,37 +701,27 @@ static int pr_zero(struct dl_disk *d, uint64_t off, uint64_t len,
 
     if (r < 0)
         return r;
-    r = dl_zero(d->child[0], off, len, rq);
+    r = op(d->child[0], off, len, rq);
     pr_io_leave(s, locked);
     return r;
+}
+
+static int pr_zero(struct dl_disk *d, uint64_t off, uint64_t len,
+                   const struct dl_req *rq)
+{
+    return pr_range(d, off, len, rq, dl_zero);
 }
 
 static int pr_unmap(struct dl_disk *d, uint64_t off, uint64_t len,
                     const struct dl_req *rq)
 {
-    struct pr_state *s = d->state;
-    bool locked;
-    int r = pr_io_enter(s, rq, true, &locked);
-
-    if (r < 0)
-        return r;
-    r = dl_unmap(d->child[0], off, len, rq);
-    pr_io_leave(s, locked);
-    return r;
+    return pr_range(d, off, len, rq, dl_unmap);
 }
 
 static int pr_prealloc(struct dl_disk *d, uint64_t off, uint64_t len,
                        const struct dl_req *rq)
 {
-    struct pr_state *s = d->state;
-    bool locked;
-    int r = pr_io_enter(s, rq, true, &locked);
-
-    if (r < 0)
-        return r;
-    r = dl_prealloc(d->child[0], off, len, rq);
-    pr_io_leave(s, locked);
-    return r;
+    return pr_range(d, off, len, rq, dl_prealloc);
 }
 
 /* ---- the reservation commands ---- */

@@ -1,9 +1,12 @@
 /* Helpers shared by every part: messages, sizes, durations, errno names. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "disklib/util.h"
 
@@ -175,4 +178,84 @@ int dl_parse_errno(const char *s, int *ret)
         }
     }
     return -EINVAL;
+}
+
+int dl_split_tokens(char *line, char **tok, size_t max, char **ret_msg)
+{
+    char *save = NULL;
+    size_t n = 0;
+
+    for (char *t = strtok_r(line, " \t", &save); t;
+         t = strtok_r(NULL, " \t", &save)) {
+        if (n == max) {
+            dl_msg(ret_msg, "more than %zu tokens", max);
+            return -EINVAL;
+        }
+        tok[n++] = t;
+    }
+    return (int)n;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    _cleanup_free_ char *dir = NULL;
+    _cleanup_close_ int fd = -1;
+
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return -ENOMEM;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        return -errno;
+    return 0;
+}
+
+int dl_replace_file(const char *path, const void *data, size_t len,
+                    bool *ret_renamed)
+{
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int fd = -1;
+    const char *p = data;
+    int r = 0;
+
+    if (ret_renamed)
+        *ret_renamed = false;
+    if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0) {
+        tmp = NULL;
+        return -ENOMEM;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    while (r == 0 && len) {
+        ssize_t w = write(fd, p, len);
+
+        if (w < 0 && errno != EINTR)
+            r = -errno;
+        else if (w == 0)
+            r = -EIO;
+        if (w > 0) {
+            p += w;
+            len -= (size_t)w;
+        }
+    }
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (r == 0 && close(TAKE_FD(fd)) < 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        return r;
+    }
+    if (ret_renamed)
+        *ret_renamed = true;
+    return fsync_dir_of(path);
 }

@@ -115,4 +115,17 @@ const char *dl_errno_name(int err, char *buf, size_t len);
 /* An errno from its name ("EIO", case-insensitive) or number (1-4095). */
 int dl_parse_errno(const char *s, int *ret);
 
+/* Split line in place into tokens separated by spaces and tabs, at most
+ * max of them, into tok[]. Returns how many (0 for a blank line), or
+ * -EINVAL with a message when there are more. */
+int dl_split_tokens(char *line, char **tok, size_t max, char **ret_msg);
+
+/* Replace the file at path with len bytes of data: written to a temporary
+ * file beside it, synced, renamed over it, and the directory synced.
+ * *ret_renamed tells whether the rename was done (a failure after it, of
+ * the directory's sync, leaves the new content in place); NULL if the
+ * caller does not care. Returns 0 or a negative errno. */
+int dl_replace_file(const char *path, const void *data, size_t len,
+                    bool *ret_renamed);
+
 #endif

@@ -93,41 +93,29 @@ static int write_all(struct fs_mount *m, FILE *f)
 
 int fs_state_save(struct fs_mount *m, char **ret_msg)
 {
-    _cleanup_free_ char *tmp = NULL, *dircopy = NULL;
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    bool renamed = false;
     FILE *f;
-    int r, fd;
+    int r;
 
     if (!m->state_path)
         return 0;
-    if (asprintf(&tmp, "%s.tmp", m->state_path) < 0)
+    f = open_memstream(&text, &len);
+    if (!f)
         return -ENOMEM;
-    f = fopen(tmp, "we");
-    if (!f) {
-        dl_msg(ret_msg, "cannot write the state file %s: %s", tmp,
-               strerror(errno));
-        return -EIO;
-    }
     pthread_mutex_lock(&m->lock);
     r = write_all(m, f);
     pthread_mutex_unlock(&m->lock);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        r = -EIO;
-    if (fclose(f) != 0)
-        r = -EIO;
-    if (r == 0 && rename(tmp, m->state_path) != 0)
-        r = -EIO;
-    if (r < 0) {
-        unlink(tmp);
+    if (fclose(f) != 0 && r == 0)
+        r = -ENOMEM;
+    if (r == 0)
+        r = dl_replace_file(m->state_path, text, len, &renamed);
+    /* once renamed, only the directory's sync failed: the file is new */
+    if (r < 0 && !renamed) {
         dl_msg(ret_msg, "cannot write the state file %s: %s", m->state_path,
                strerror(-r));
-        return r;
-    }
-    dircopy = strdup(m->state_path);
-    fd = dircopy ? open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                 : -1;
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+        return -EIO;
     }
     return 0;
 }

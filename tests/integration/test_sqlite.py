@@ -3,7 +3,9 @@ persistent snapshots that survive a restart with --state, acknowledged
 writes that survive kill -9 of the daemon, and databases that are not
 ours."""
 
+import errno
 import os
+import shutil
 import random
 import sqlite3
 import subprocess
@@ -83,6 +85,20 @@ def test_persistent_snapshot_survives_a_restart(tmp_path, mount):
     d.stop()
     d = mount(*args, name="three")
     assert len(open(d.path(".ctl/d.img/layers")).read().splitlines()) == 2
+
+
+def test_state_file_that_cannot_be_written(tmp_path, mount):
+    """The command that changed the stack fails with EIO and says why."""
+    base = make_file(tmp_path / "base.raw", 4 * MiB)
+    where = tmp_path / "gone"
+    where.mkdir()
+    d = mount("--state", where / "state.conf", "--disk",
+              "d.img=memdiff:%s" % base)
+    shutil.rmtree(where)
+    err, why = ctl(d, "d.img", "snapshot", "snapshot")
+    assert err == errno.EIO
+    assert "cannot write the state file" in why and "No such file" in why
+    assert not where.exists()
 
 
 # Each write is logged before it is issued ("W") and once pwrite returned

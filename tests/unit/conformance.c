@@ -181,6 +181,79 @@ char *t_path(const char *dir, const char *name)
     return p;
 }
 
+char *t_show(struct dl_disk *part)
+{
+    char *text = NULL;
+
+    if (dl_settings_show(part, &text) < 0 || !text)
+        abort();
+    return text;
+}
+
+char *t_show_line(struct dl_disk *part, const char *name)
+{
+    _cleanup_free_ char *text = t_show(part);
+    const size_t len = strlen(name);
+
+    for (char *l = text; l && *l;) {
+        char *nl = strchr(l, '\n');
+
+        if (!strncmp(l, name, len) && l[len] == ' ')
+            return strndup(l + len + 1, nl ? (size_t)(nl - l) - len - 1
+                                           : strlen(l + len + 1));
+        l = nl ? nl + 1 : NULL;
+    }
+    return strdup("(missing)");
+}
+
+uint64_t t_show_u64(struct dl_disk *part, const char *name)
+{
+    _cleanup_free_ char *v = t_show_line(part, name);
+
+    return strcmp(v, "(missing)") ? strtoull(v, NULL, 10) : UINT64_MAX;
+}
+
+int t_set(struct dl_disk *part, const char *cmd)
+{
+    _cleanup_free_ char *msg = NULL;
+    int r = dl_settings_set(part, cmd, &msg);
+
+    if (r < 0)
+        fprintf(stderr, "set '%s': %s\n", cmd, msg ? msg : "?");
+    return r;
+}
+
+void t_set_refused(struct dl_disk *part, const char *cmd, const char *want0,
+                   const char *want1, const char *before)
+{
+    const char *want[] = {want0, want1};
+    _cleanup_free_ char *msg = NULL, *after = NULL;
+    int r = dl_settings_set(part, cmd, &msg);
+
+    CHECK_EQ(r, -EINVAL, cmd);
+    CHECK(msg != NULL, "'%s' is refused with a message", cmd);
+    for (int j = 0; j < 2 && msg; j++)
+        if (want[j])
+            CHECK(strstr(msg, want[j]) != NULL, "'%s': message '%s' has '%s'",
+                  cmd, msg, want[j]);
+    after = t_show(part);
+    CHECK(!strcmp(before, after), "'%s' changes nothing:\n%s", cmd, after);
+}
+
+void t_set_refuses_long_lines(struct dl_disk *part, const char *token,
+                              const char *before)
+{
+    _cleanup_free_ char *line = calloc(65 * (strlen(token) + 1) + 1, 1);
+
+    if (!line)
+        abort();
+    for (int i = 0; i < 65; i++) {
+        strcat(line, token);
+        strcat(line, " ");
+    }
+    t_set_refused(part, line, "more than 64 tokens", NULL, before);
+}
+
 /* ---- the suite ---- */
 
 #define MARK 0xa5

@@ -47,6 +47,22 @@ struct dl_disk *t_open_ok(struct dl_ctx *ctx, struct dl_node *n,
 /* DIR/NAME, malloc'd */
 char *t_path(const char *dir, const char *name);
 
+/* A part's live settings (dl_settings_show; aborts when there are none). */
+char *t_show(struct dl_disk *part);
+/* The rest of its line "NAME ...", malloc'd; "(missing)" without one. */
+char *t_show_line(struct dl_disk *part, const char *name);
+/* That rest as a number; UINT64_MAX without the line. */
+uint64_t t_show_u64(struct dl_disk *part, const char *name);
+/* dl_settings_set, printing the reason when it is refused. */
+int t_set(struct dl_disk *part, const char *cmd);
+/* Check that cmd is refused with EINVAL and a message holding want0 and
+ * want1 (either may be NULL), and that the settings still read before. */
+void t_set_refused(struct dl_disk *part, const char *cmd, const char *want0,
+                   const char *want1, const char *before);
+/* ... and so is a line of 65 valid tokens, more than a command can have. */
+void t_set_refuses_long_lines(struct dl_disk *part, const char *token,
+                              const char *before);
+
 /* ---- conformance ---- */
 
 struct conformance_opts {

@@ -72,38 +72,6 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000 + (uint64_t)t.tv_nsec;
 }
 
-static char *show(struct dl_disk *part)
-{
-    char *text = NULL;
-
-    if (dl_settings_show(part, &text) < 0 || !text)
-        abort();
-    return text;
-}
-
-/* The value of "name VALUE" in the settings text, as a number. */
-static uint64_t show_u64(struct dl_disk *part, const char *name)
-{
-    _cleanup_free_ char *text = show(part);
-    size_t len = strlen(name);
-
-    for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1
-                                                      : NULL)
-        if (!strncmp(l, name, len) && l[len] == ' ')
-            return strtoull(l + len + 1, NULL, 10);
-    return UINT64_MAX;
-}
-
-static int set(struct dl_disk *part, const char *cmd)
-{
-    _cleanup_free_ char *msg = NULL;
-    int r = dl_settings_set(part, cmd, &msg);
-
-    if (r < 0)
-        fprintf(stderr, "set '%s': %s\n", cmd, msg ? msg : "?");
-    return r;
-}
-
 static void test_conformance(void)
 {
     const char *sectors[] = {"512", "4096"};
@@ -167,7 +135,7 @@ static void test_each_op_delayed(void)
         CHECK(t >= want[op], "%s took %" PRIu64 " ns, at least %" PRIu64,
               op_name[op], t, want[op]);
     }
-    text = show(p);
+    text = t_show(p);
     CHECK(!strcmp(text, "read 20ms\nwrite 30ms\nflush 40ms\nunmap 50ms\n"
                         "in_flight 0\nmax_in_flight 1\nrequests 5\n"),
           "settings text:\n%s", text);
@@ -193,7 +161,7 @@ static void *reader_main(void *arg)
         if (dl_pread(rd->d, buf, 512 * (uint64_t)i, 512, NULL) < 0)
             break;
         rd->done++;
-        if (show_u64(rd->part, "max_in_flight") >= 8)
+        if (t_show_u64(rd->part, "max_in_flight") >= 8)
             break;
     }
     return NULL;
@@ -215,14 +183,14 @@ static void test_concurrency(void)
         pthread_join(t[i], NULL);
         total += rd[i].done;
     }
-    CHECK_EQ(show_u64(p, "max_in_flight"), 8,
+    CHECK_EQ(t_show_u64(p, "max_in_flight"), 8,
              "eight readers sleep in the part at the same time");
-    CHECK_EQ(show_u64(p, "in_flight"), 0, "none left in flight");
-    CHECK_EQ(show_u64(p, "requests"), total, "every read counted");
+    CHECK_EQ(t_show_u64(p, "in_flight"), 0, "none left in flight");
+    CHECK_EQ(t_show_u64(p, "requests"), total, "every read counted");
 
-    CHECK_EQ(set(p, "reset"), 0, "reset");
-    CHECK_EQ(show_u64(p, "max_in_flight"), 0, "reset zeroes the peak");
-    CHECK_EQ(show_u64(p, "requests"), 0, "reset zeroes the requests");
+    CHECK_EQ(t_set(p, "reset"), 0, "reset");
+    CHECK_EQ(t_show_u64(p, "max_in_flight"), 0, "reset zeroes the peak");
+    CHECK_EQ(t_show_u64(p, "requests"), 0, "reset zeroes the requests");
     dl_close(d);
 }
 
@@ -236,42 +204,42 @@ static void test_live_change(void)
     uint64_t t;
     int r;
 
-    text = show(p);
+    text = t_show(p);
     CHECK(!strcmp(text, "read 0s\nwrite 0s\nflush 0s\nunmap 0s\n"
                         "in_flight 0\nmax_in_flight 0\nrequests 0\n"),
           "default settings text:\n%s", text);
     free(text);
 
     timed(d, OP_READ, &r);
-    CHECK_EQ(set(p, "read=40ms"), 0, "set read=40ms");
+    CHECK_EQ(t_set(p, "read=40ms"), 0, "set read=40ms");
     t = timed(d, OP_READ, &r);
     CHECK(r == 0 && t >= 40000000,
           "the next read takes the new delay (%" PRIu64 " ns)", t);
 
-    CHECK_EQ(set(p, "all=15ms"), 0, "set all=15ms");
+    CHECK_EQ(t_set(p, "all=15ms"), 0, "set all=15ms");
     for (int op = OP_READ; op <= OP_UNMAP; op++) {
         t = timed(d, (enum op)op, &r);
         CHECK(r == 0 && t >= 15000000, "all=15ms: %s took %" PRIu64 " ns",
               op_name[op], t);
     }
 
-    CHECK_EQ(set(p, "read=1500us write=2s flush=7ns unmap=0ms"), 0,
+    CHECK_EQ(t_set(p, "read=1500us write=2s flush=7ns unmap=0ms"), 0,
              "several tokens at once");
-    text = show(p);
+    text = t_show(p);
     CHECK(!strncmp(text, "read 1500us\nwrite 2s\nflush 7ns\nunmap 0s\n", 40),
           "each token applied, printed in the config form:\n%s", text);
     free(text);
 
-    CHECK_EQ(set(p, "write 3ms"), 0, "the printed form 'write 3ms'");
-    CHECK_EQ(set(p, "\tflush=1ms   unmap=2ms "), 0, "extra blanks");
-    text = show(p);
+    CHECK_EQ(t_set(p, "write 3ms"), 0, "the printed form 'write 3ms'");
+    CHECK_EQ(t_set(p, "\tflush=1ms   unmap=2ms "), 0, "extra blanks");
+    text = t_show(p);
     CHECK(!strncmp(text, "read 1500us\nwrite 3ms\nflush 1ms\nunmap 2ms\n", 42),
           "after the printed form:\n%s", text);
     free(text);
     text = NULL;
 
-    CHECK_EQ(set(p, "all=0s"), 0, "all=0s");
-    CHECK(!strncmp(text = show(p), "read 0s\nwrite 0s\nflush 0s\nunmap 0s\n",
+    CHECK_EQ(t_set(p, "all=0s"), 0, "all=0s");
+    CHECK(!strncmp(text = t_show(p), "read 0s\nwrite 0s\nflush 0s\nunmap 0s\n",
                    32),
           "all back to zero");
     dl_close(d);
@@ -302,23 +270,11 @@ static void test_refusals(void)
     struct dl_disk *d = open_delay("512", 0, "read", "1ms", "write", "2ms",
                                    NULL);
     struct dl_disk *p = dl_find_part(d, "delay");
-    _cleanup_free_ char *before = show(p);
+    _cleanup_free_ char *before = t_show(p);
 
-    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        _cleanup_free_ char *msg = NULL, *after = NULL;
-        int r = dl_settings_set(p, bad[i].cmd, &msg);
-
-        CHECK_EQ(r, -EINVAL, bad[i].cmd);
-        CHECK(msg != NULL, "'%s' is refused with a message", bad[i].cmd);
-        for (int j = 0; j < 2 && msg; j++)
-            if (bad[i].want[j])
-                CHECK(strstr(msg, bad[i].want[j]) != NULL,
-                      "'%s': message '%s' has '%s'", bad[i].cmd, msg,
-                      bad[i].want[j]);
-        after = show(p);
-        CHECK(!strcmp(before, after), "'%s' changes nothing:\n%s",
-              bad[i].cmd, after);
-    }
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        t_set_refused(p, bad[i].cmd, bad[i].want[0], bad[i].want[1], before);
+    t_set_refuses_long_lines(p, "read=1ms", before);
     CHECK_EQ(dl_settings_set(p, "read=5", NULL), -EINVAL,
              "refused without a message pointer too");
     dl_close(d);

@@ -78,49 +78,6 @@ static struct dl_disk *open_sized(const char *size, const char *sector, ...)
 /* open_error(NAME, VALUE, ..., NULL) over 1M of 512-byte sectors */
 #define open_error(...) open_sized("1M", "512", __VA_ARGS__)
 
-static char *show(struct dl_disk *part)
-{
-    char *text = NULL;
-
-    if (dl_settings_show(part, &text) < 0 || !text)
-        abort();
-    return text;
-}
-
-/* The rest of the line "name ..." in the settings text (malloc'd). */
-static char *show_line(struct dl_disk *part, const char *name)
-{
-    _cleanup_free_ char *text = show(part);
-    size_t len = strlen(name);
-
-    for (char *l = text; l && *l;) {
-        char *nl = strchr(l, '\n');
-
-        if (!strncmp(l, name, len) && l[len] == ' ')
-            return strndup(l + len + 1, nl ? (size_t)(nl - l) - len - 1
-                                           : strlen(l + len + 1));
-        l = nl ? nl + 1 : NULL;
-    }
-    return strdup("(missing)");
-}
-
-static uint64_t show_u64(struct dl_disk *part, const char *name)
-{
-    _cleanup_free_ char *v = show_line(part, name);
-
-    return strtoull(v, NULL, 10);
-}
-
-static int set(struct dl_disk *part, const char *cmd)
-{
-    _cleanup_free_ char *msg = NULL;
-    int r = dl_settings_set(part, cmd, &msg);
-
-    if (r < 0)
-        fprintf(stderr, "set '%s': %s\n", cmd, msg ? msg : "?");
-    return r;
-}
-
 static int rd(struct dl_disk *d, uint64_t off, uint64_t len)
 {
     static uint8_t buf[65536];
@@ -153,7 +110,7 @@ static void test_conformance(void)
         CHECK_EQ(dl_unmap_behavior(d), DL_UNMAP_ZEROES,
                  "unmap behaviour inherited");
         conformance_run(d, &(struct conformance_opts){.name = name});
-        CHECK_EQ(show_u64(dl_find_part(d, "error"), "matched"), 0,
+        CHECK_EQ(t_show_u64(dl_find_part(d, "error"), "matched"), 0,
                  "nothing matched while disabled");
         dl_close(d);
     }
@@ -170,7 +127,7 @@ static void test_mode_all(void)
     _cleanup_free_ char *text = NULL;
 
     CHECK(p == d, "dl_find_part finds the error part");
-    text = show(p);
+    text = t_show(p);
     CHECK(!strcmp(text, "enabled true\nerror EIO\nops all\noffset 0\n"
                         "length 0\nmode all\nseed 1\nmatched 0\n"
                         "injected 0\n"),
@@ -186,12 +143,12 @@ static void test_mode_all(void)
     CHECK_EQ(dl_pread(below, buf, 4096, 512, NULL), 0, "read below");
     CHECK(!memcmp(buf, marks, 512),
           "failed write, zero and unmap never reached the disk below");
-    CHECK_EQ(show_u64(p, "matched"), 5, "5 matched");
-    CHECK_EQ(show_u64(p, "injected"), 5, "5 injected");
+    CHECK_EQ(t_show_u64(p, "matched"), 5, "5 matched");
+    CHECK_EQ(t_show_u64(p, "injected"), 5, "5 injected");
     /* checks at the core still come first */
     CHECK_EQ(rd(d, SIZE, 512), -ERANGE, "out of range is -ERANGE");
     CHECK_EQ(rd(d, 1, 512), -EINVAL, "unaligned is -EINVAL");
-    CHECK_EQ(show_u64(p, "matched"), 5, "refused requests do not count");
+    CHECK_EQ(t_show_u64(p, "matched"), 5, "refused requests do not count");
     dl_close(d);
 }
 
@@ -199,15 +156,15 @@ static void test_mode_nth(void)
 {
     struct dl_disk *d = open_error("nth", "3", "ops", "read", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
-    _cleanup_free_ char *mode = show_line(p, "mode");
+    _cleanup_free_ char *mode = t_show_line(p, "mode");
 
     CHECK(!strcmp(mode, "nth 3"), "mode nth 3: %s", mode);
     for (int i = 1; i <= 10; i++) {
         CHECK_EQ(rd(d, 0, 512), i == 3 ? -EIO : 0, "nth=3: read number");
         CHECK_EQ(wr(d, 0, 512), 0, "writes do not match ops=read");
     }
-    CHECK_EQ(show_u64(p, "matched"), 10, "10 reads matched");
-    CHECK_EQ(show_u64(p, "injected"), 1, "only the 3rd failed, once");
+    CHECK_EQ(t_show_u64(p, "matched"), 10, "10 reads matched");
+    CHECK_EQ(t_show_u64(p, "injected"), 1, "only the 3rd failed, once");
     dl_close(d);
 }
 
@@ -215,13 +172,13 @@ static void test_mode_every(void)
 {
     struct dl_disk *d = open_error("every", "3", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
-    _cleanup_free_ char *mode = show_line(p, "mode");
+    _cleanup_free_ char *mode = t_show_line(p, "mode");
 
     CHECK(!strcmp(mode, "every 3"), "mode every 3: %s", mode);
     for (int i = 1; i <= 10; i++)
         CHECK_EQ(i % 2 ? rd(d, 0, 512) : wr(d, 0, 512),
                  i % 3 == 0 ? -EIO : 0, "every=3: request number");
-    CHECK_EQ(show_u64(p, "injected"), 3, "3, 6 and 9 failed");
+    CHECK_EQ(t_show_u64(p, "injected"), 3, "3, 6 and 9 failed");
     dl_close(d);
 }
 
@@ -246,16 +203,16 @@ static void test_mode_rate(void)
     struct dl_disk *d = open_error("rate", "10%", "seed", "7", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
     _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *e = NULL,
-                        *mode = show_line(p, "mode");
+                        *mode = t_show_line(p, "mode");
     unsigned fa, fb, fc, fe;
 
     CHECK(!strcmp(mode, "rate 10%"), "mode rate 10%%: %s", mode);
     a = pattern(d, &fa);
     CHECK(fa >= 100 && fa <= 300, "10%% of 2000 reads: %u failed", fa);
     CHECK(!strchr(a, '?'), "failures are EIO");
-    CHECK_EQ(show_u64(p, "injected"), fa, "injected counts them");
-    CHECK_EQ(set(p, "reset"), 0, "reset");
-    CHECK_EQ(show_u64(p, "matched"), 0, "reset zeroes matched");
+    CHECK_EQ(t_show_u64(p, "injected"), fa, "injected counts them");
+    CHECK_EQ(t_set(p, "reset"), 0, "reset");
+    CHECK_EQ(t_show_u64(p, "matched"), 0, "reset zeroes matched");
     b = pattern(d, &fb);
     CHECK(!strcmp(a, b), "after reset the same seed fails the same reads");
     dl_close(d);
@@ -265,27 +222,27 @@ static void test_mode_rate(void)
     c = pattern(d, &fc);
     CHECK(!strcmp(a, c), "a fresh open with seed 7 gives the same pattern");
     p = dl_find_part(d, "error");
-    CHECK_EQ(set(p, "seed=8"), 0, "seed=8");
+    CHECK_EQ(t_set(p, "seed=8"), 0, "seed=8");
     e = pattern(d, &fe);
     CHECK(strcmp(a, e) != 0, "another seed gives another pattern");
     CHECK(fe >= 100 && fe <= 300, "seed 8: %u of 2000 failed", fe);
 
-    CHECK_EQ(set(p, "rate=0%"), 0, "rate=0%");
+    CHECK_EQ(t_set(p, "rate=0%"), 0, "rate=0%");
     free(e);
     e = pattern(d, &fe);
     CHECK_EQ(fe, 0, "rate=0%: nothing fails");
-    CHECK_EQ(show_u64(p, "matched"), 2000, "but all matched");
-    CHECK_EQ(set(p, "rate=100%"), 0, "rate=100%");
+    CHECK_EQ(t_show_u64(p, "matched"), 2000, "but all matched");
+    CHECK_EQ(t_set(p, "rate=100%"), 0, "rate=100%");
     free(e);
     e = pattern(d, &fe);
     CHECK_EQ(fe, 2000, "rate=100%: everything fails");
-    CHECK_EQ(set(p, "rate=0.5%"), 0, "rate=0.5%");
+    CHECK_EQ(t_set(p, "rate=0.5%"), 0, "rate=0.5%");
     free(mode);
-    mode = show_line(p, "mode");
+    mode = t_show_line(p, "mode");
     CHECK(!strcmp(mode, "rate 0.5%"), "mode rate 0.5%%: %s", mode);
-    CHECK_EQ(set(p, "rate=12.3456789%"), 0, "7 decimals");
+    CHECK_EQ(t_set(p, "rate=12.3456789%"), 0, "7 decimals");
     free(mode);
-    mode = show_line(p, "mode");
+    mode = t_show_line(p, "mode");
     CHECK(!strcmp(mode, "rate 12.3456789%"), "mode: %s", mode);
     dl_close(d);
 }
@@ -296,7 +253,7 @@ static void test_op_filter(void)
 {
     struct dl_disk *d = open_error("ops", "write,flush", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
-    _cleanup_free_ char *ops = show_line(p, "ops");
+    _cleanup_free_ char *ops = t_show_line(p, "ops");
 
     CHECK(!strcmp(ops, "write,flush"), "ops shown: %s", ops);
     CHECK_EQ(rd(d, 0, 512), 0, "ops=write,flush: read passes");
@@ -304,21 +261,21 @@ static void test_op_filter(void)
     CHECK_EQ(dl_flush(d, NULL), -EIO, "flush fails");
     CHECK_EQ(dl_zero(d, 0, 512, NULL), 0, "zero passes");
     CHECK_EQ(dl_unmap(d, 0, 512, NULL), 0, "unmap passes");
-    CHECK_EQ(show_u64(p, "matched"), 2, "2 matched");
+    CHECK_EQ(t_show_u64(p, "matched"), 2, "2 matched");
 
-    CHECK_EQ(set(p, "ops=zero"), 0, "ops=zero");
+    CHECK_EQ(t_set(p, "ops=zero"), 0, "ops=zero");
     CHECK_EQ(wr(d, 0, 512), 0, "ops=zero: write passes");
     CHECK_EQ(dl_zero(d, 0, 512, NULL), -EIO, "zero fails");
-    CHECK_EQ(set(p, "ops=unmap,read"), 0, "ops=unmap,read");
+    CHECK_EQ(t_set(p, "ops=unmap,read"), 0, "ops=unmap,read");
     free(ops);
-    ops = show_line(p, "ops");
+    ops = t_show_line(p, "ops");
     CHECK(!strcmp(ops, "read,unmap"), "ops shown in order: %s", ops);
     CHECK_EQ(dl_unmap(d, 0, 512, NULL), -EIO, "unmap fails");
     CHECK_EQ(rd(d, 0, 512), -EIO, "read fails");
     CHECK_EQ(dl_flush(d, NULL), 0, "flush passes");
-    CHECK_EQ(set(p, "ops=read,write,flush,unmap,zero"), 0, "all five");
+    CHECK_EQ(t_set(p, "ops=read,write,flush,unmap,zero"), 0, "all five");
     free(ops);
-    ops = show_line(p, "ops");
+    ops = t_show_line(p, "ops");
     CHECK(!strcmp(ops, "all"), "all five are shown as all: %s", ops);
     dl_close(d);
 }
@@ -327,8 +284,8 @@ static void test_range_filter(void)
 {
     struct dl_disk *d = open_error("offset", "64K", "length", "8K", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
-    _cleanup_free_ char *off = show_line(p, "offset"),
-                        *len = show_line(p, "length");
+    _cleanup_free_ char *off = t_show_line(p, "offset"),
+                        *len = t_show_line(p, "length");
 
     CHECK(!strcmp(off, "64K") && !strcmp(len, "8K"), "range shown: %s %s",
           off, len);
@@ -345,14 +302,14 @@ static void test_range_filter(void)
     CHECK_EQ(dl_unmap(d, 72 << 10, 4096, NULL), 0, "an unmap after passes");
     CHECK_EQ(dl_flush(d, NULL), -EIO, "a flush fails whatever the range");
 
-    CHECK_EQ(set(p, "offset=1020K length=0"), 0, "length 0: to the end");
+    CHECK_EQ(t_set(p, "offset=1020K length=0"), 0, "length 0: to the end");
     CHECK_EQ(rd(d, SIZE - 512, 512), -EIO, "the last sector fails");
     CHECK_EQ(rd(d, (1020 << 10) - 512, 512), 0, "the one before passes");
     CHECK_EQ(dl_settings_set(p, "offset=16777216T length=1", NULL), -EINVAL,
              "an offset of 2^64 is refused");
     CHECK_EQ(dl_settings_set(p, "length=99999999999999999999", NULL), -EINVAL,
              "a length past 2^64 is refused");
-    CHECK_EQ(set(p, "offset=4K length=18446744073709551615"), 0,
+    CHECK_EQ(t_set(p, "offset=4K length=18446744073709551615"), 0,
              "offset + length past 2^64 reaches to the end");
     CHECK_EQ(rd(d, SIZE - 512, 512), -EIO, "the end fails");
     CHECK_EQ(rd(d, 0, 4096), 0, "before the offset passes");
@@ -363,25 +320,25 @@ static void test_errno_choice(void)
 {
     struct dl_disk *d = open_error("error", "ENOSPC", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
-    _cleanup_free_ char *e = show_line(p, "error");
+    _cleanup_free_ char *e = t_show_line(p, "error");
 
     CHECK(!strcmp(e, "ENOSPC"), "error shown: %s", e);
     CHECK_EQ(wr(d, 0, 512), -ENOSPC, "ENOSPC returned");
-    CHECK_EQ(set(p, "error=1"), 0, "error=1");
+    CHECK_EQ(t_set(p, "error=1"), 0, "error=1");
     CHECK_EQ(rd(d, 0, 512), -EPERM, "a number: 1 is EPERM");
     free(e);
-    e = show_line(p, "error");
+    e = t_show_line(p, "error");
     CHECK(!strcmp(e, "EPERM"), "shown by name: %s", e);
-    CHECK_EQ(set(p, "error=eio"), 0, "names are case-insensitive");
+    CHECK_EQ(t_set(p, "error=eio"), 0, "names are case-insensitive");
     CHECK_EQ(rd(d, 0, 512), -EIO, "EIO");
-    CHECK_EQ(set(p, "error=4000"), 0, "a number without a name");
+    CHECK_EQ(t_set(p, "error=4000"), 0, "a number without a name");
     CHECK_EQ(rd(d, 0, 512), -4000, "returned as it is");
     free(e);
-    e = show_line(p, "error");
+    e = t_show_line(p, "error");
     CHECK(!strcmp(e, "4000"), "shown as the number: %s", e);
-    CHECK_EQ(set(p, "seed=3"), 0, "another setting keeps it");
+    CHECK_EQ(t_set(p, "seed=3"), 0, "another setting keeps it");
     CHECK_EQ(rd(d, 0, 512), -4000, "still 4000");
-    CHECK_EQ(set(p, "error EROFS"), 0, "the printed form 'error EROFS'");
+    CHECK_EQ(t_set(p, "error EROFS"), 0, "the printed form 'error EROFS'");
     CHECK_EQ(rd(d, 0, 512), -EROFS, "EROFS");
     dl_close(d);
 }
@@ -392,59 +349,59 @@ static void test_on_off_reset(void)
 {
     struct dl_disk *d = open_error("nth", "2", "enabled", "false", NULL);
     struct dl_disk *p = dl_find_part(d, "error");
-    _cleanup_free_ char *en = show_line(p, "enabled");
+    _cleanup_free_ char *en = t_show_line(p, "enabled");
 
     CHECK(!strcmp(en, "false"), "enabled false: %s", en);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(rd(d, 0, 512), 0, "disabled: reads pass");
-    CHECK_EQ(show_u64(p, "matched"), 0, "and are not counted");
+    CHECK_EQ(t_show_u64(p, "matched"), 0, "and are not counted");
 
-    CHECK_EQ(set(p, "on"), 0, "on");
+    CHECK_EQ(t_set(p, "on"), 0, "on");
     CHECK_EQ(rd(d, 0, 512), 0, "on: 1st passes");
     CHECK_EQ(rd(d, 0, 512), -EIO, "2nd fails");
     CHECK_EQ(rd(d, 0, 512), 0, "3rd passes");
-    CHECK_EQ(show_u64(p, "matched"), 3, "3 matched");
-    CHECK_EQ(show_u64(p, "injected"), 1, "1 injected");
+    CHECK_EQ(t_show_u64(p, "matched"), 3, "3 matched");
+    CHECK_EQ(t_show_u64(p, "injected"), 1, "1 injected");
 
-    CHECK_EQ(set(p, "off"), 0, "off");
+    CHECK_EQ(t_set(p, "off"), 0, "off");
     CHECK_EQ(rd(d, 0, 512), 0, "off: passes");
-    CHECK_EQ(show_u64(p, "matched"), 3, "off keeps the counters");
-    CHECK_EQ(show_u64(p, "injected"), 1, "both");
+    CHECK_EQ(t_show_u64(p, "matched"), 3, "off keeps the counters");
+    CHECK_EQ(t_show_u64(p, "injected"), 1, "both");
 
-    CHECK_EQ(set(p, "on"), 0, "on again");
-    CHECK_EQ(show_u64(p, "matched"), 0, "enabling starts the count afresh");
+    CHECK_EQ(t_set(p, "on"), 0, "on again");
+    CHECK_EQ(t_show_u64(p, "matched"), 0, "enabling starts the count afresh");
     CHECK_EQ(rd(d, 0, 512), 0, "1st passes");
     CHECK_EQ(rd(d, 0, 512), -EIO, "2nd fails again");
 
-    CHECK_EQ(set(p, "reset"), 0, "reset");
-    CHECK_EQ(show_u64(p, "matched"), 0, "reset: matched 0");
-    CHECK_EQ(show_u64(p, "injected"), 0, "reset: injected 0");
+    CHECK_EQ(t_set(p, "reset"), 0, "reset");
+    CHECK_EQ(t_show_u64(p, "matched"), 0, "reset: matched 0");
+    CHECK_EQ(t_show_u64(p, "injected"), 0, "reset: injected 0");
     CHECK_EQ(rd(d, 0, 512), 0, "1st passes");
     CHECK_EQ(rd(d, 0, 512), -EIO, "2nd fails after reset");
 
-    CHECK_EQ(set(p, "enabled=false"), 0, "enabled=false");
+    CHECK_EQ(t_set(p, "enabled=false"), 0, "enabled=false");
     CHECK_EQ(rd(d, 0, 512), 0, "passes");
-    CHECK_EQ(set(p, "enabled=true"), 0, "enabled=true");
+    CHECK_EQ(t_set(p, "enabled=true"), 0, "enabled=true");
     CHECK_EQ(rd(d, 0, 512), 0, "1st passes");
     CHECK_EQ(rd(d, 0, 512), -EIO, "2nd fails");
 
     /* setting values starts the count again; a mode replaces the mode */
-    CHECK_EQ(set(p, "every=2"), 0, "every=2 replaces nth=2");
-    CHECK_EQ(show_u64(p, "matched"), 0, "a new setting resets the count");
+    CHECK_EQ(t_set(p, "every=2"), 0, "every=2 replaces nth=2");
+    CHECK_EQ(t_show_u64(p, "matched"), 0, "a new setting resets the count");
     for (int i = 1; i <= 6; i++)
         CHECK_EQ(rd(d, 0, 512), i % 2 ? 0 : -EIO, "every=2");
-    CHECK_EQ(show_u64(p, "injected"), 3, "3 injected");
-    CHECK_EQ(set(p, "mode=all"), 0, "mode=all");
+    CHECK_EQ(t_show_u64(p, "injected"), 3, "3 injected");
+    CHECK_EQ(t_set(p, "mode=all"), 0, "mode=all");
     free(en);
-    en = show_line(p, "mode");
+    en = t_show_line(p, "mode");
     CHECK(!strcmp(en, "all"), "mode all: %s", en);
     CHECK_EQ(rd(d, 0, 512), -EIO, "everything fails");
-    CHECK_EQ(set(p, "nth=1 error=ENOSPC ops=write"), 0, "several at once");
+    CHECK_EQ(t_set(p, "nth=1 error=ENOSPC ops=write"), 0, "several at once");
     CHECK_EQ(rd(d, 0, 512), 0, "a read passes");
     CHECK_EQ(wr(d, 0, 512), -ENOSPC, "the first write fails");
     CHECK_EQ(wr(d, 0, 512), 0, "the second passes");
     {
-        _cleanup_free_ char *text = show(p);
+        _cleanup_free_ char *text = t_show(p);
 
         CHECK(!strcmp(text, "enabled true\nerror ENOSPC\nops write\n"
                             "offset 0\nlength 0\nmode nth 1\nseed 1\n"
@@ -493,16 +450,16 @@ static void test_threads(void)
     struct dl_disk *p = dl_find_part(d, "error");
 
     CHECK_EQ(run_threads(d), 400, "8 threads x 500 reads, every=10: 400 fail");
-    CHECK_EQ(show_u64(p, "matched"), 4000, "4000 matched");
-    CHECK_EQ(show_u64(p, "injected"), 400, "400 injected");
-    CHECK_EQ(set(p, "nth=1234"), 0, "nth=1234");
+    CHECK_EQ(t_show_u64(p, "matched"), 4000, "4000 matched");
+    CHECK_EQ(t_show_u64(p, "injected"), 400, "400 injected");
+    CHECK_EQ(t_set(p, "nth=1234"), 0, "nth=1234");
     CHECK_EQ(run_threads(d), 1, "8 threads: exactly one fails");
-    CHECK_EQ(set(p, "rate=25% seed=99"), 0, "rate=25%");
+    CHECK_EQ(t_set(p, "rate=25% seed=99"), 0, "rate=25%");
     {
         unsigned f = run_threads(d);
 
         CHECK(f >= 500 && f <= 1500, "25%% of 4000 under threads: %u", f);
-        CHECK_EQ(show_u64(p, "injected"), f, "injected matches");
+        CHECK_EQ(t_show_u64(p, "injected"), f, "injected matches");
     }
     dl_close(d);
 }
@@ -591,23 +548,10 @@ static void test_live_refusals(void)
 
     rd(d, 0, 512);
     rd(d, 0, 512);
-    before = show(p);
-    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        _cleanup_free_ char *msg = NULL, *after = NULL;
-        int r = dl_settings_set(p, bad[i].cmd, &msg);
-
-        CHECK_EQ(r, -EINVAL, bad[i].cmd);
-        CHECK(msg != NULL, "'%s' is refused with a message", bad[i].cmd);
-        for (int j = 0; j < 2 && msg; j++)
-            if (bad[i].want[j])
-                CHECK(strstr(msg, bad[i].want[j]) != NULL,
-                      "'%s': message '%s' has '%s'", bad[i].cmd, msg,
-                      bad[i].want[j]);
-        after = show(p);
-        CHECK(!strcmp(before, after),
-              "'%s' changes nothing, counters included:\n%s", bad[i].cmd,
-              after);
-    }
+    before = t_show(p);
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        t_set_refused(p, bad[i].cmd, bad[i].want[0], bad[i].want[1], before);
+    t_set_refuses_long_lines(p, "nth=1", before);
     CHECK_EQ(dl_settings_set(p, "rate=200%", NULL), -EINVAL,
              "refused without a message pointer too");
     CHECK_EQ(rd(d, 0, 512), 0, "3rd read passes");
